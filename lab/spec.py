@@ -1,0 +1,496 @@
+"""The specs: matrix.yaml and kernels/*.yaml, loaded, validated and expanded into cells.
+
+This module owns the meaning of those files and their error messages. Every mistake is reported as one line
+`FILE:LINE: what is wrong (allowed: …)`, pointing at the key or list item at fault, because a matrix is edited by
+hand and the person editing it should not have to read a traceback. Pure: nothing here but reading the files.
+"""
+from __future__ import annotations
+
+import difflib
+import itertools
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from . import axes as axis_registry
+
+EXPERIMENTS = ("rename",)
+VERDICTS = ("pass", "fail")
+Verdict = Literal["pass", "fail"]
+
+
+# ---- errors ------------------------------------------------------------------------------------------------------
+
+def display_path(path: Path | str) -> str:
+    """The path as the user would type it: relative to the working directory when it lies below it."""
+    path = Path(path)
+    if path.is_absolute():
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+    return str(path)
+
+
+class SpecError(Exception):
+    """A mistake in a spec file, said in one line that an editor can jump to."""
+
+    def __init__(self, path: Path | str, line: int | None, message: str):
+        self.path = Path(path)
+        self.line = line
+        self.message = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = display_path(self.path) + (f":{self.line}" if self.line else "")
+        return f"{where}: {self.message}"
+
+
+def _allowed(names) -> str:
+    return f"(allowed: {', '.join(names)})"
+
+
+def _unknown(what: str, name: object, allowed) -> str:
+    """`unknown key 'kernal', did you mean 'kernels'? (allowed: …)`: a typo is the usual cause."""
+    allowed = list(allowed)
+    close = difflib.get_close_matches(str(name), allowed, n=1)
+    hint = f", did you mean '{close[0]}'?" if close else ""
+    return f"unknown {what} '{name}'{hint} {_allowed(allowed)}"
+
+
+# ---- reading YAML with line numbers -----------------------------------------------------------------------------
+
+class Source:
+    """One YAML file being validated: knows where each key and item is, so errors can say which line."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def load(self) -> Any:
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            raise SpecError(self.path, None, "no such file") from None
+        try:
+            return YAML(typ="rt").load(text)
+        except MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            line = mark.line + 1 if mark else None
+            raise SpecError(self.path, line, f"YAML syntax error: {e.problem or e.context}") from None
+
+    def error(self, line: int | None, message: str) -> SpecError:
+        return SpecError(self.path, line, message)
+
+    @staticmethod
+    def key_line(node: Any, key: str) -> int | None:
+        try:
+            return node.lc.key(key)[0] + 1
+        except (AttributeError, KeyError, TypeError):
+            return None
+
+    @staticmethod
+    def value_line(node: Any, key: str) -> int | None:
+        try:
+            return node.lc.value(key)[0] + 1
+        except (AttributeError, KeyError, TypeError):
+            return Source.key_line(node, key)
+
+    @staticmethod
+    def item_line(seq: Any, index: int) -> int | None:
+        try:
+            return seq.lc.item(index)[0] + 1
+        except (AttributeError, KeyError, TypeError, IndexError):
+            return None
+
+    @staticmethod
+    def node_line(node: Any) -> int | None:
+        try:
+            return node.lc.line + 1
+        except AttributeError:
+            return None
+
+    def mapping(self, node: Any, what: str, line: int | None, allowed: list[str], required: list[str] = (),
+                key_word: str = "key") -> dict:
+        """Check a mapping's keys: unknown keys name the allowed ones, missing keys name themselves."""
+        if not isinstance(node, CommentedMap):
+            raise self.error(line, f"{what} must be a mapping {_allowed(allowed)}")
+        for key in node:
+            if key not in allowed:
+                raise self.error(self.key_line(node, key), _unknown(key_word, key, allowed))
+        for key in required:
+            if key not in node:
+                raise self.error(self.node_line(node) or line, f"{what} needs '{key}'")
+        return node
+
+    def string(self, node: Any, key: str, what: str | None = None) -> str:
+        """A text value; floats are refused because YAML would silently turn `1809.10` into `1809.1`."""
+        value = node[key]
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise self.error(self.value_line(node, key), f"{what or key} must be a string (quote it)")
+        return str(value)
+
+    def sequence(self, node: Any, key: str) -> CommentedSeq:
+        value = node[key]
+        if not isinstance(value, CommentedSeq):
+            raise self.error(self.value_line(node, key), f"{key} must be a list")
+        return value
+
+
+# ---- durations ---------------------------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(raw: object) -> float:
+    """`30s`, `500ms`, `1.5s`, `2m` or a plain number of seconds → seconds; ValueError otherwise."""
+    if isinstance(raw, bool):
+        raise ValueError(raw)
+    if isinstance(raw, (int, float)):
+        if raw < 0:
+            raise ValueError(raw)
+        return float(raw)
+    match = _DURATION.match(str(raw))
+    if not match:
+        raise ValueError(raw)
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+# ---- kernels -----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SourceField:
+    required: bool = False
+    kind: str = "str"                      # "str" | "list"
+    choices: tuple[str, ...] | None = None
+
+
+SOURCE_SCHEMAS: dict[str, dict[str, SourceField]] = {
+    "deb": {"suite": SourceField(True), "package": SourceField(True), "version": SourceField()},
+    "box": {"name": SourceField(True), "version": SourceField(), "kernel_package": SourceField(True),
+            "provider": SourceField(choices=("libvirt",))},
+    "build": {"base": SourceField(), "tree": SourceField(True), "patches": SourceField(kind="list"),
+              "scope": SourceField(True, choices=("full", "module:fs/nfs")), "config": SourceField(),
+              "ref": SourceField()},
+}
+KERNEL_KEYS = ["name", "title", "source", "expect", "notes"]
+EXPECT_KEYS = ["when", "verdict", "note"]
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What history says a kernel does in the cells matching `when` (all its keys equal)."""
+
+    when: dict[str, str]
+    verdict: Verdict
+    note: str = ""
+
+    def matches(self, params: dict[str, str]) -> bool:
+        return all(params.get(key) == value for key, value in self.when.items())
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One row of the table: how to get this kernel and what we expect of it."""
+
+    name: str
+    title: str
+    source_kind: Literal["deb", "box", "build"]
+    source: dict
+    expect: list[Expectation]
+    path: Path
+    notes: str = ""
+
+    def expected(self, params: dict[str, str]) -> Verdict:
+        """The first matching expectation wins; a kernel is expected to work unless history says otherwise."""
+        for expectation in self.expect:
+            if expectation.matches(params):
+                return expectation.verdict
+        return "pass"
+
+    @property
+    def base(self) -> str | None:
+        return self.source.get("base") if self.source_kind == "build" else None
+
+
+def load_kernel(path: Path | str) -> Kernel:
+    """Read and validate one kernels/<name>.yaml."""
+    src = Source(Path(path))
+    doc = src.load()
+    src.mapping(doc, "a kernel spec", 1, KERNEL_KEYS, required=["name", "title", "source"])
+    name = src.string(doc, "name")
+    if name != src.path.stem:
+        raise src.error(src.value_line(doc, "name"),
+                        f"name '{name}' does not match the file name (expected: {src.path.stem})")
+    kind, source = _kernel_source(src, doc)
+    return Kernel(name=name, title=src.string(doc, "title"), source_kind=kind, source=source,
+                  expect=_expectations(src, doc), path=src.path,
+                  notes=src.string(doc, "notes") if "notes" in doc else "")
+
+
+def _kernel_source(src: Source, doc: CommentedMap) -> tuple[str, dict]:
+    """Exactly one source kind, each with its own schema."""
+    node = src.mapping(doc["source"], "source", src.value_line(doc, "source"), list(SOURCE_SCHEMAS))
+    if len(node) != 1:
+        raise src.error(src.key_line(doc, "source"),
+                        f"source needs exactly one of {', '.join(SOURCE_SCHEMAS)} (found {len(node)})")
+    kind = next(iter(node))
+    schema = SOURCE_SCHEMAS[kind]
+    body = src.mapping(node[kind], f"source.{kind}", src.value_line(node, kind), list(schema),
+                       required=[key for key, f in schema.items() if f.required])
+    return kind, {key: _source_value(src, body, key, schema[key]) for key in body}
+
+
+def _source_value(src: Source, body: CommentedMap, key: str, spec: SourceField) -> str | list[str]:
+    if spec.kind == "list":
+        items = src.sequence(body, key)
+        for index, item in enumerate(items):
+            if not isinstance(item, str):
+                raise src.error(src.item_line(items, index), f"{key} entries must be strings")
+        return [str(item) for item in items]
+    value = src.string(body, key)
+    if spec.choices and value not in spec.choices:
+        raise src.error(src.value_line(body, key), _unknown(key, value, spec.choices))
+    return value
+
+
+def _expectations(src: Source, doc: CommentedMap) -> list[Expectation]:
+    if "expect" not in doc or doc["expect"] is None:
+        return []
+    items = src.sequence(doc, "expect")
+    return [_expectation(src, item, src.item_line(items, index)) for index, item in enumerate(items)]
+
+
+def _expectation(src: Source, node: Any, line: int | None) -> Expectation:
+    src.mapping(node, "an expectation", line, EXPECT_KEYS, required=["when", "verdict"])
+    verdict = node["verdict"]
+    if verdict not in VERDICTS:
+        raise src.error(src.value_line(node, "verdict"), _unknown("verdict", verdict, VERDICTS))
+    when = src.mapping(node["when"], "when", src.value_line(node, "when"), axis_registry.axis_names(),
+                       key_word="axis")
+    return Expectation(when={key: _axis_value(src, when, key, when[key], src.value_line(when, key))
+                             for key in when},
+                       verdict=verdict, note=src.string(node, "note") if "note" in node else "")
+
+
+def _axis_value(src: Source, node: Any, name: str, raw: object, line: int | None) -> str:
+    """Normalise and check one axis value (`on` → "on", 4.1 → "4.1")."""
+    handler = axis_registry.axis(name)
+    if handler is None:
+        raise src.error(src.key_line(node, name), _unknown("axis", name, axis_registry.axis_names()))
+    if raw is None or isinstance(raw, (CommentedMap, CommentedSeq)):
+        raise src.error(line, f"{name} values must be plain values {_allowed(handler.allowed or ('a number',))}")
+    value = handler.normalise(raw)
+    problem = handler.validate(value)
+    if problem:
+        raise src.error(line, problem)
+    return value
+
+
+def kernel_files(kernels_dir: Path) -> dict[str, Path]:
+    """name → file for every kernel spec in the directory; two files for one name is an error."""
+    found: dict[str, Path] = {}
+    for path in sorted(kernels_dir.glob("*.yaml")) + sorted(kernels_dir.glob("*.yml")):
+        if path.stem in found:
+            raise SpecError(path, 1, f"kernel '{path.stem}' is defined twice: {display_path(found[path.stem])} "
+                                     f"and {display_path(path)}")
+        found[path.stem] = path
+    return found
+
+
+# ---- experiment --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Experiment:
+    """What runs in each cell and how its timeline is judged (seconds everywhere)."""
+
+    name: str = "rename"
+    duration: float = 30.0
+    interval: float = 0.5
+    pass_within: float = 2.0
+    repeats: int = 1
+    settle: float = 5.0
+
+
+EXPERIMENT_KEYS = ["name", "duration", "interval", "pass_within", "repeats", "settle"]
+DURATION_KEYS = ("duration", "interval", "pass_within", "settle")
+
+
+def _experiment(src: Source, doc: CommentedMap) -> Experiment:
+    node = src.mapping(doc["experiment"], "experiment", src.value_line(doc, "experiment"), EXPERIMENT_KEYS,
+                       required=["duration", "interval", "pass_within"])
+    values: dict[str, Any] = {}
+    if "name" in node:
+        if node["name"] not in EXPERIMENTS:
+            raise src.error(src.value_line(node, "name"), _unknown("experiment", node["name"], EXPERIMENTS))
+        values["name"] = node["name"]
+    for key in DURATION_KEYS:
+        if key in node:
+            values[key] = _duration(src, node, key)
+    if "repeats" in node:
+        repeats = node["repeats"]
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+            raise src.error(src.value_line(node, "repeats"), f"bad repeats '{repeats}' (allowed: a whole number >= 1)")
+        values["repeats"] = repeats
+    experiment = Experiment(**values)
+    if experiment.interval <= 0 or experiment.pass_within > experiment.duration:
+        raise src.error(src.node_line(node), "experiment needs interval > 0 and pass_within <= duration")
+    return experiment
+
+
+def _duration(src: Source, node: CommentedMap, key: str) -> float:
+    try:
+        return parse_duration(node[key])
+    except ValueError:
+        raise src.error(src.value_line(node, key),
+                        f"bad duration '{node[key]}' for {key} (allowed: e.g. 30s, 500ms, 1.5s, 2m, or seconds)") \
+            from None
+
+
+# ---- cells and the matrix ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Cell:
+    """One kernel under one combination of axis values: one run of the experiment, one box of the table."""
+
+    kernel: str
+    params: dict[str, str]
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def label(self) -> str:
+        """The column name: `vers=4.0 leases=on`."""
+        return " ".join(f"{key}={value}" for key, value in self.params.items())
+
+    @property
+    def id(self) -> str:
+        return "/".join([self.kernel, *(f"{key}={value}" for key, value in self.params.items())])
+
+    @property
+    def group(self) -> str:
+        """Cells of one kernel share a topology, so they are grouped (xdist_group) by kernel."""
+        return self.kernel
+
+    @classmethod
+    def from_id(cls, cell_id: str) -> "Cell":
+        kernel, *pairs = cell_id.split("/")
+        return cls(kernel, dict(pair.split("=", 1) for pair in pairs))
+
+
+MATRIX_KEYS = ["kernels", "server", "axes", "experiment"]
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """The whole plan: rows (kernels), columns (axis values), the server, and how each cell is judged."""
+
+    path: Path
+    kernels: list[Kernel]
+    server: str
+    axes: dict[str, list[str]]
+    experiment: Experiment
+    known: dict[str, Kernel] = field(default_factory=dict, repr=False)  # rows + server + build bases
+
+    def kernel(self, name: str) -> Kernel:
+        try:
+            return self.known[name]
+        except KeyError:
+            raise SpecError(self.path, None, _unknown("kernel", name, self.known)) from None
+
+    @property
+    def kernel_names(self) -> list[str]:
+        return [k.name for k in self.kernels]
+
+    def cells(self, only: list[str] | None = None) -> list[Cell]:
+        """Kernel-major, then the cartesian product of the axes in their declared order."""
+        for name in only or []:
+            if name not in self.kernel_names:
+                raise SpecError(self.path, None, _unknown("kernel", name, self.kernel_names))
+        combos = [dict(zip(self.axes, values)) for values in itertools.product(*self.axes.values())]
+        return [Cell(k.name, dict(params)) for k in self.kernels if not only or k.name in only for params in combos]
+
+    def expected(self, cell: Cell) -> Verdict:
+        return self.kernel(cell.kernel).expected(cell.params)
+
+
+def load_matrix(path: Path | str, kernels_dir: Path | str | None = None) -> Matrix:
+    """Read matrix.yaml and every kernel spec it needs (rows, server, bases of builds)."""
+    src = Source(Path(path))
+    doc = src.load()
+    src.mapping(doc, "a matrix", 1, MATRIX_KEYS, required=MATRIX_KEYS)
+    files = kernel_files(Path(kernels_dir) if kernels_dir is not None else src.path.parent / "kernels")
+    known: dict[str, Kernel] = {}
+    names = _kernel_list(src, doc, files)
+    for name in names:
+        _load_with_bases(name, files, known)
+    server = src.string(doc, "server")
+    if server not in files:
+        raise src.error(src.value_line(doc, "server"), _unknown("server kernel", server, sorted(files)))
+    _load_with_bases(server, files, known)
+    return Matrix(path=src.path, kernels=[known[n] for n in names], server=server, axes=_axes(src, doc),
+                  experiment=_experiment(src, doc), known=known)
+
+
+def _kernel_list(src: Source, doc: CommentedMap, files: dict[str, Path]) -> list[str]:
+    items = src.sequence(doc, "kernels")
+    if not items:
+        raise src.error(src.value_line(doc, "kernels"), f"kernels is empty {_allowed(sorted(files))}")
+    names: list[str] = []
+    for index, name in enumerate(items):
+        line = src.item_line(items, index)
+        if name in names:
+            raise src.error(line, f"kernel '{name}' is listed twice")
+        if name not in files:
+            raise src.error(line, _unknown("kernel", name, sorted(files)))
+        names.append(name)
+    return names
+
+
+def _load_with_bases(name: str, files: dict[str, Path], known: dict[str, Kernel]) -> None:
+    """A build row borrows its image from its base spec, so the base must exist and be valid too."""
+    while name not in known:
+        kernel = load_kernel(files[name])
+        known[name] = kernel
+        if kernel.base is None:
+            return
+        if kernel.base not in files:
+            src = Source(kernel.path)
+            raise src.error(_base_line(kernel.path), _unknown("base kernel", kernel.base, sorted(files)))
+        name = kernel.base
+
+
+def _base_line(path: Path) -> int | None:
+    doc = Source(path).load()
+    build = doc["source"]["build"]
+    return Source.value_line(build, "base")
+
+
+def _axes(src: Source, doc: CommentedMap) -> dict[str, list[str]]:
+    node = src.mapping(doc["axes"], "axes", src.value_line(doc, "axes"), axis_registry.axis_names(),
+                       key_word="axis")
+    result: dict[str, list[str]] = {}
+    for name in node:
+        values = node[name]
+        if not isinstance(values, CommentedSeq) or not values:
+            raise src.error(src.key_line(node, name), f"axis '{name}' needs a non-empty list of values")
+        result[name] = []
+        for index, raw in enumerate(values):
+            line = src.item_line(values, index)
+            value = _axis_value(src, node, name, raw, line)
+            if value in result[name]:
+                raise src.error(line, f"value '{value}' is listed twice for axis '{name}'")
+            result[name].append(value)
+    return result
+
+
+def default_matrix_path() -> Path:
+    """matrix.yaml next to the package (the repository's default matrix), unless NFSLAB_MATRIX says otherwise."""
+    return Path(os.environ.get("NFSLAB_MATRIX", Path(__file__).resolve().parent.parent / "matrix.yaml"))
