@@ -1,0 +1,285 @@
+"""The lab host: its network namespace, the virtlogd/libvirtd it runs inside it, its storage pool, KVM or TCG.
+
+Why a private libvirtd in a namespace: the network rule says VM networks never appear in the host namespace, and
+this machine has no systemd to start libvirtd anyway. Why a mode-000 character device over /dev/kvm: binding
+/dev/null makes libvirt think KVM is usable, and it then re-probes QEMU on every API call (ENVIRONMENT.md).
+
+Everything the host creates is written to the state file before it is created, so `lab clean` can remove it after
+a SIGKILL. Talking to VMs goes through `netns_prefix()` (subprocesses) and `open_socket()` (paramiko): the rest of
+the lab process stays in the host namespace.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from .errors import HostNotReady, LabError
+from .paths import NETNS, PREFIX, LabHome
+from .proc import run, wait_until
+from .state import StateFile
+
+CLONE_NEWNET = 0x40000000
+LIBVIRT_URI = "qemu:///system"
+POOL = PREFIX
+REQUIRED_TOOLS = {
+    "vagrant": "vagrant", "virsh": "libvirt-clients", "libvirtd": "libvirt-daemon-system",
+    "virtlogd": "libvirt-daemon-system", "qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils",
+    "debootstrap": "debootstrap", "ip": "iproute2", "mkfs.ext4": "e2fsprogs", "cpio": "cpio",
+    "dnsmasq": "dnsmasq-base",
+}
+TB_CACHE_MIB = 128
+
+
+def missing_tools() -> list[str]:
+    """Debian packages whose commands are missing (so the error can say `apt-get install …`)."""
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    return sorted({pkg for tool, pkg in REQUIRED_TOOLS.items() if not shutil.which(tool, path=path)})
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise HostNotReady("the lab needs root (network namespaces, libvirtd, debootstrap): run it with sudo")
+
+
+def require_tools() -> None:
+    missing = missing_tools()
+    if missing:
+        raise HostNotReady(f"missing host packages: {' '.join(missing)} (run `lab setup` or "
+                           f"`apt-get install {' '.join(missing)}`)")
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+class Host:
+    """One lab host: created idempotently by `up()`, removed by `down()`; shared by every topology of the lab."""
+
+    def __init__(self, home: LabHome | None = None, netns: str = NETNS):
+        self.home = home or LabHome.default()
+        self.netns = netns
+        self.state = StateFile(self.home.state / "host.json")
+        self.log = self.home.run / "host.log"
+
+    # ---- reaching the namespace -------------------------------------------------------------------------
+    def netns_prefix(self) -> list[str]:
+        """Prefix for any subprocess that must talk to the VMs (vagrant, virsh, ssh)."""
+        return ["ip", "netns", "exec", self.netns]
+
+    def open_socket(self, address: str, port: int, timeout: float = 10.0) -> socket.socket:
+        """A TCP connection made from inside the lab namespace; the socket stays there when handed back.
+
+        setns(2) changes only the calling thread's namespace, so a short-lived thread does it and the
+        lab process itself never leaves the host namespace."""
+        result: dict = {}
+
+        def connect_inside() -> None:
+            try:
+                with open(f"/run/netns/{self.netns}") as ns:
+                    libc = ctypes.CDLL(None, use_errno=True)
+                    if libc.setns(ns.fileno(), CLONE_NEWNET) != 0:
+                        raise OSError(ctypes.get_errno(), f"setns({self.netns}) failed")
+                result["sock"] = socket.create_connection((address, port), timeout=timeout)
+            except BaseException as e:  # handed back to the caller's thread
+                result["error"] = e
+
+        t = threading.Thread(target=connect_inside, name=f"netns-connect-{address}")
+        t.start()
+        t.join()
+        if "error" in result:
+            raise result["error"]
+        return result["sock"]
+
+    def virsh(self, *args: str, timeout: float = 60, check: bool = True, step: str = "virsh") -> str:
+        return run([*self.netns_prefix(), "virsh", "-q", "-c", LIBVIRT_URI, *args], step=step, timeout=timeout,
+                   log=self.log, check=check).stdout
+
+    # ---- state -------------------------------------------------------------------------------------------
+    @property
+    def accel(self) -> str:
+        return self.state.get("accel", "tcg")
+
+    def netns_exists(self) -> bool:
+        return Path(f"/run/netns/{self.netns}").exists()
+
+    def libvirtd_running(self) -> bool:
+        return _pid_alive(_read_pid(self.home.run / "libvirtd.pid"))
+
+    def is_up(self) -> bool:
+        return self.netns_exists() and self.libvirtd_running()
+
+    # ---- bring-up ----------------------------------------------------------------------------------------
+    def up(self, probe_kernel: Path | None = None) -> None:
+        """Make the namespace, daemons and pool exist (idempotent; ~2 s when starting from nothing)."""
+        require_root()
+        require_tools()
+        self.home.ensure()
+        self._ensure_netns()
+        if self.state.get("accel") is None:
+            self.state.set("accel", detect_accel(probe_kernel, self.home.run / "kvm-probe.log"))
+        self._ensure_daemon("virtlogd", ["virtlogd", "-d", "-p", str(self.home.run / "virtlogd.pid")])
+        self._ensure_libvirtd()
+        self._ensure_pool()
+        self._write_tcg_wrapper()
+
+    def _ensure_netns(self) -> None:
+        if self.netns_exists():
+            return
+        self.state.record("netns", self.netns)
+        run(["ip", "netns", "add", self.netns], step="host: create network namespace", timeout=10, log=self.log)
+        run([*self.netns_prefix(), "ip", "link", "set", "lo", "up"], step="host: netns lo up", timeout=10,
+            log=self.log)
+
+    def _ensure_daemon(self, name: str, argv: list[str], env: dict | None = None) -> None:
+        pidfile = self.home.run / f"{name}.pid"
+        if _pid_alive(_read_pid(pidfile)):
+            return
+        self.state.record("daemon", name, pidfile=str(pidfile))
+        run([*self.netns_prefix(), *argv], step=f"host: start {name}", timeout=30, log=self.log, env=env)
+        wait_until(lambda: _pid_alive(_read_pid(pidfile)), timeout=15, step=f"host: start {name}",
+                   what=f"{name} pid file {pidfile}", log=self.log)
+
+    def _ensure_libvirtd(self) -> None:
+        pidfile = self.home.run / "libvirtd.pid"
+        env = dict(os.environ, LIBVIRT_LOG_OUTPUTS=f"3:file:{self.home.run / 'libvirtd.log'}")
+        argv = ["/usr/sbin/libvirtd", "-d", "-p", str(pidfile)]
+        if self.accel != "kvm":
+            masked = self.home.run / "kvm-masked"
+            if not masked.exists():
+                os.mknod(masked, 0o000 | 0o020000, os.makedev(1, 3))  # mode-000 char device: unopenable for qemu
+                masked.chmod(0)
+            # only libvirtd's private mount namespace sees the mask; the host's /dev/kvm is untouched
+            argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                    f"[ -e /dev/kvm ] && mount --bind {masked} /dev/kvm; exec {' '.join(argv)}"]
+        self._ensure_daemon("libvirtd", argv, env=env)
+        wait_until(lambda: run([*self.netns_prefix(), "virsh", "-c", LIBVIRT_URI, "version"], step="host: libvirtd",
+                               timeout=20, check=False).returncode == 0,
+                   timeout=30, interval=0.3, step="host: start libvirtd", what="libvirtd to answer", log=self.log)
+
+    def _ensure_pool(self) -> None:
+        if POOL in self.virsh("pool-list", "--all", "--name").split():
+            if POOL not in self.virsh("pool-list", "--name").split():
+                self.virsh("pool-start", POOL, step="host: start storage pool")
+            return
+        self.state.record("pool", POOL)
+        self.virsh("pool-define-as", POOL, "dir", "--target", str(self.home.pool), step="host: define pool")
+        self.virsh("pool-start", POOL, step="host: start storage pool")
+
+    def _write_tcg_wrapper(self) -> None:
+        """QEMU 7.2's TCG cache defaults to 1 GiB (0.8-1.5 GiB RSS per VM); vagrant-libvirt cannot set it, so
+        the emulator is a wrapper that rewrites `-accel tcg` (measured ~345 MB RSS with 128 MiB)."""
+        wrapper = self.tcg_wrapper
+        wrapper.write_text(f"""#!/bin/sh
+# nfslab: cap QEMU's TCG translation cache (tb-size={TB_CACHE_MIB} MiB) to keep a VM under ~400 MiB RSS.
+prev=
+for a in "$@"; do
+  shift
+  if [ "$prev" = "-accel" ] && [ "$a" = "tcg" ]; then set -- "$@" "tcg,tb-size={TB_CACHE_MIB}"; else set -- "$@" "$a"; fi
+  prev=$a
+done
+exec /usr/bin/qemu-system-x86_64 "$@"
+""")
+        wrapper.chmod(0o755)
+
+    @property
+    def tcg_wrapper(self) -> Path:
+        return self.home.bin / "qemu-tcg"
+
+    # ---- teardown ----------------------------------------------------------------------------------------
+    def down(self) -> list[str]:
+        """Stop what up() started and delete the namespace; returns what was removed."""
+        removed = []
+        if self.libvirtd_running():
+            for net in self.virsh("net-list", "--name", check=False).split():
+                self.virsh("net-destroy", net, check=False)  # stops its dnsmasq, which outlives libvirtd
+        for res in reversed(self.state.resources()):
+            if res["kind"] == "daemon" and self._stop_daemon(Path(res["pidfile"])):
+                removed.append(f"daemon {res['name']}")
+            if res["kind"] == "pool":
+                self.virsh("pool-destroy", POOL, check=False) if self.libvirtd_running() else None
+            self.state.forget(res["kind"], res["name"])
+        for pid in self._netns_pids():
+            removed.append(f"process {pid} left in netns")
+            _terminate(pid)
+        if self.netns_exists():
+            run(["ip", "netns", "delete", self.netns], step="host: delete namespace", timeout=10, log=self.log,
+                check=False)
+            removed.append(f"netns {self.netns}")
+        self.state.forget("netns", self.netns)
+        return removed
+
+    def _stop_daemon(self, pidfile: Path) -> bool:
+        pid = _read_pid(pidfile)
+        if not _pid_alive(pid):
+            return False
+        return _terminate(pid)
+
+    def _netns_pids(self) -> list[int]:
+        if not self.netns_exists():
+            return []
+        cp = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True, text=True)
+        return [int(p) for p in cp.stdout.split()]
+
+
+def _terminate(pid: int, grace: float = 10.0) -> bool:
+    """SIGTERM a process we started (by PID), SIGKILL it if it ignores us."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid) or _is_zombie(pid):
+            return True
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+def detect_accel(kernel: Path | None, log: Path) -> str:
+    """'kvm' only if a guest really boots with it: /dev/kvm can exist and still hang guests (ENVIRONMENT.md).
+
+    The probe boots the lab kernel under KVM with a bogus init and waits up to 20 s for it to print its banner;
+    a working KVM prints it in well under a second. NFSLAB_ACCEL=kvm|tcg overrides the probe."""
+    forced = os.environ.get("NFSLAB_ACCEL")
+    if forced in ("kvm", "tcg"):
+        return forced
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK) or kernel is None or not kernel.exists():
+        return "tcg"
+    argv = ["qemu-system-x86_64", "-accel", "kvm", "-cpu", "host", "-m", "256", "-display", "none", "-nodefaults",
+            "-no-reboot", "-serial", "stdio", "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1 init=/none"]
+    try:
+        cp = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+        out = cp.stdout + cp.stderr
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(out)
+    return "kvm" if "Linux version" in out else "tcg"

@@ -1,0 +1,74 @@
+"""Where nfslab keeps things on the host: one place for every path and name the lab owns.
+
+Everything lives under NFSLAB_HOME (default /var/lib/nfslab) rather than /root, because QEMU runs as the
+libvirt-qemu user and must be able to read the box's kernel and initrd (ENVIRONMENT.md: /root is mode 700).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The network namespace every lab VM network lives in (the network rule: nothing in the host namespace).
+NETNS = os.environ.get("NFSLAB_NETNS", "nfslab")
+#: Every libvirt object a topology creates starts with this, so `lab clean` can find leftovers by name.
+PREFIX = "nfslab"
+#: The project checkout (Vagrantfile.j2, kernels/, matrix.yaml live here).
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class LabHome:
+    """The lab's directories under one root; created on demand, never under a mode-700 home."""
+
+    root: Path
+
+    @classmethod
+    def default(cls) -> "LabHome":
+        return cls(Path(os.environ.get("NFSLAB_HOME", "/var/lib/nfslab")))
+
+    @property
+    def vagrant_home(self) -> Path:
+        return self.root / "vagrant.d"
+
+    @property
+    def boxes(self) -> Path:
+        return self.root / "boxes"
+
+    @property
+    def kernels(self) -> Path:
+        return self.root / "kernels"
+
+    @property
+    def pool(self) -> Path:
+        return self.root / "pool"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def topologies(self) -> Path:
+        return self.root / "topologies"
+
+    @property
+    def ssh_key(self) -> Path:
+        return self.root / "ssh" / "id_ed25519"
+
+    @property
+    def bin(self) -> Path:
+        return self.root / "bin"
+
+    def ensure(self) -> "LabHome":
+        for d in (self.root, self.vagrant_home, self.boxes, self.kernels, self.pool, self.run, self.state,
+                  self.topologies, self.ssh_key.parent, self.bin):
+            d.mkdir(parents=True, exist_ok=True)
+        # qemu (libvirt-qemu) must traverse to kernels/ and the pool
+        for d in (self.root, self.kernels, self.pool, self.boxes, self.vagrant_home, self.bin):
+            d.chmod(0o755)
+        self.ssh_key.parent.chmod(0o700)
+        return self

@@ -1,0 +1,60 @@
+"""The lab's memory of what it created, written *before* each thing is created.
+
+A run that is killed with SIGKILL cannot clean up after itself; the next `lab clean` (or the next run) reads these
+files and removes what they name. So every domain, network, volume, namespace and daemon is recorded here first,
+and forgotten only after it is really gone (molecule's state file, DESIGN.md "State and cleanup").
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def write_json_atomically(path: Path, data) -> None:
+    """Write JSON so a crash leaves either the old or the new file, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+class StateFile:
+    """A small JSON document listing resources by (kind, name) with free-form details."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def load(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {"resources": []}
+        except json.JSONDecodeError:
+            # a torn file cannot happen with atomic writes; if it does, keep what is readable: nothing.
+            return {"resources": []}
+
+    def resources(self, kind: str | None = None) -> list[dict]:
+        return [r for r in self.load()["resources"] if kind is None or r["kind"] == kind]
+
+    def record(self, kind: str, name: str, **info) -> None:
+        data = self.load()
+        data["resources"] = [r for r in data["resources"] if (r["kind"], r["name"]) != (kind, name)]
+        data["resources"].append({"kind": kind, "name": name, **info})
+        write_json_atomically(self.path, data)
+
+    def forget(self, kind: str, name: str) -> None:
+        data = self.load()
+        data["resources"] = [r for r in data["resources"] if (r["kind"], r["name"]) != (kind, name)]
+        write_json_atomically(self.path, data)
+
+    def set(self, key: str, value) -> None:
+        data = self.load()
+        data[key] = value
+        write_json_atomically(self.path, data)
+
+    def get(self, key: str, default=None):
+        return self.load().get(key, default)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)

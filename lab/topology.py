@@ -1,0 +1,322 @@
+"""One topology per kernel: server + alice + bob. Renders Vagrantfile.j2, brings it up and down, snapshots it.
+
+Lifecycle (molecule-style): plan (pure `Topology` value) → create (networks, `vagrant up`) → snapshot "booted" →
+revert between cells → destroy. Every libvirt object is named `nfslab-<lab id>-…` and recorded in the topology's
+state file before it is created, so `lab clean` removes it after a crash.
+
+Vagrant is driven through python-vagrant, wrapped so every call runs inside the lab namespace, has a timeout,
+logs to the topology's log, and raises on failure (python-vagrant ≥ 1.0 only logs some failures: PR #162).
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import secrets
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import vagrant
+
+from .errors import LabError
+from .host import LIBVIRT_URI, POOL, Host
+from .paths import PREFIX, PROJECT, LabHome
+from .proc import log_line
+from .state import StateFile
+
+SERVER, ALICE, BOB = "server", "alice", "bob"
+#: last octet of each machine on the NFS network (one place for the IP plan)
+HOST_OCTET = {SERVER: 10, ALICE: 11, BOB: 12}
+#: each concurrent topology gets a slot; the slot picks its two /24s (only inside the lab namespace)
+MAX_SLOTS = 50
+BASE_CMDLINE = ("root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet loglevel=3 mitigations=off nowatchdog "
+                "audit=0 8250.nr_uarts=1 init=/sbin/lab-init")
+SNAPSHOT = "booted"
+
+
+@dataclass(frozen=True)
+class KernelFiles:
+    """A bootable kernel as files (direct kernel boot): no image rebuild to change the kernel under test."""
+
+    vmlinuz: Path
+    initrd: Path | None
+    release: str
+    cmdline: str = ""          # extra kernel arguments this kernel needs
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    bridge: str
+    cidr: str                  # e.g. 192.168.200.0/24
+
+    @property
+    def prefix(self) -> str:
+        return self.cidr.rsplit(".", 1)[0]
+
+    @property
+    def gateway(self) -> str:
+        return f"{self.prefix}.1"
+
+
+@dataclass(frozen=True)
+class Machine:
+    name: str
+    nfs_ip: str
+    kernel: Path
+    initrd: Path | None
+    cmdline: str
+    memory: int = 512
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Everything Vagrantfile.j2 needs, as one value (golden-tested)."""
+
+    lab_id: str
+    kernel_name: str
+    box: str
+    machines: tuple[Machine, ...]
+    mgmt: Network
+    nfs: Network
+    ssh_key: Path
+    driver: str = "qemu"
+    emulator: Path | None = None
+    netns: str = "nfslab"
+    uri: str = LIBVIRT_URI
+    pool: str = POOL
+    boot_timeout: int = 300
+
+    @property
+    def domain_prefix(self) -> str:
+        return f"{PREFIX}-{self.lab_id}-"
+
+    def domain(self, machine: str) -> str:
+        return self.domain_prefix + machine
+
+    @property
+    def domains(self) -> list[str]:
+        return [self.domain(m.name) for m in self.machines]
+
+    def machine(self, name: str) -> Machine:
+        return next(m for m in self.machines if m.name == name)
+
+
+def networks_for_slot(lab_id: str, slot: int) -> tuple[Network, Network]:
+    return (Network(f"{PREFIX}-{lab_id}-mgmt", f"nfl{slot}m", f"192.168.{100 + slot}.0/24"),
+            Network(f"{PREFIX}-{lab_id}-nfs", f"nfl{slot}n", f"192.168.{200 + slot}.0/24"))
+
+
+def plan(*, lab_id: str, slot: int, kernel_name: str, box: str, server_kernel: KernelFiles,
+         client_kernel: KernelFiles, ssh_key: Path, driver: str = "qemu", emulator: Path | None = None,
+         netns: str = "nfslab", memory: int = 512) -> Topology:
+    """The pure topology value: the server keeps the fixed server kernel, alice and bob carry the one under test."""
+    mgmt, nfs = networks_for_slot(lab_id, slot)
+
+    def machine(name: str, k: KernelFiles) -> Machine:
+        ip = f"{nfs.prefix}.{HOST_OCTET[name]}"
+        cmdline = " ".join(x for x in (BASE_CMDLINE, k.cmdline, f"nfslab.name={name}", f"nfslab.ip={ip}/24") if x)
+        return Machine(name, ip, k.vmlinuz, k.initrd, cmdline, memory)
+
+    machines = (machine(SERVER, server_kernel), machine(ALICE, client_kernel), machine(BOB, client_kernel))
+    return Topology(lab_id=lab_id, kernel_name=kernel_name, box=box, machines=machines, mgmt=mgmt, nfs=nfs,
+                    ssh_key=ssh_key, driver=driver, emulator=emulator if driver == "qemu" else None, netns=netns)
+
+
+def render_vagrantfile(t: Topology, template: Path = PROJECT / "Vagrantfile.j2") -> str:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.from_string(template.read_text()).render(t=t)
+
+
+def network_xml(net: Network, dhcp: bool) -> str:
+    """An isolated libvirt network (no forward: nothing leaves the namespace); dnsmasq no-ping for fast leases."""
+    dhcp_xml = (f"<dhcp><range start='{net.prefix}.100' end='{net.prefix}.254'/></dhcp>" if dhcp else "")
+    return (f"<network xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'>"
+            f"<name>{net.name}</name><bridge name='{net.bridge}' stp='off' delay='0'/>"
+            f"<ip address='{net.gateway}' netmask='255.255.255.0'>{dhcp_xml}</ip>"
+            f"<dnsmasq:options><dnsmasq:option value='no-ping'/></dnsmasq:options></network>")
+
+
+def new_lab_id() -> str:
+    return secrets.token_hex(3)
+
+
+class NetnsVagrant(vagrant.Vagrant):
+    """python-vagrant, run inside the lab namespace with a timeout on every call."""
+
+    def __init__(self, root: Path, env: dict, netns_prefix: list[str], log: Path, timeout: float = 600):
+        self._log = log
+        self._prefix = netns_prefix
+        self.timeout = timeout
+        super().__init__(root=str(root), env=env, out_cm=self._log_cm, err_cm=self._log_cm)
+
+    def _log_cm(self):
+        return vagrant.make_file_cm(str(self._log), "a")()
+
+    def _make_vagrant_command(self, args):
+        return [*self._prefix, *super()._make_vagrant_command(args)]
+
+    def _call_vagrant_command(self, args):
+        command = self._make_vagrant_command(args)
+        log_line(self._log, f"$ {' '.join(command)}")
+        with self.out_cm() as out_fh, self.err_cm() as err_fh:
+            subprocess.run(command, cwd=self.root, stdout=out_fh, stderr=err_fh, env=self.env, check=True,
+                           timeout=self.timeout)
+
+    def _run_vagrant_command(self, args):
+        command = self._make_vagrant_command(args)
+        with self.err_cm() as err_fh:
+            return subprocess.run(command, cwd=self.root, env=self.env, stdout=subprocess.PIPE, stderr=err_fh,
+                                  check=True, timeout=self.timeout, text=True).stdout
+
+
+@dataclass
+class SshTarget:
+    name: str
+    address: str
+    port: int
+
+
+@dataclass
+class LiveTopology:
+    """A topology that exists: its dir, state file, Vagrant handle; created by `create()`."""
+
+    topology: Topology
+    host: Host
+    dir: Path
+    targets: dict[str, SshTarget] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def state(self) -> StateFile:
+        return StateFile(self.dir / "state.json")
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "vagrant.log"
+
+    def vagrant(self, timeout: float = 600) -> NetnsVagrant:
+        from .boxes import vagrant_env
+        return NetnsVagrant(self.dir, vagrant_env(self.host.home), self.host.netns_prefix(), self.log, timeout)
+
+    # ---- create ------------------------------------------------------------------------------------------
+    def create(self, progress=lambda msg: None) -> "LiveTopology":
+        t = self.topology
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state.set("topology", {"lab_id": t.lab_id, "kernel": t.kernel_name, "dir": str(self.dir)})
+        (self.dir / "Vagrantfile").write_text(render_vagrantfile(t))
+        for net, dhcp in ((t.mgmt, True), (t.nfs, False)):
+            self._define_network(net, dhcp)
+        for d in t.domains:
+            self.state.record("domain", d)
+        progress(f"vagrant up {', '.join(m.name for m in t.machines)}")
+        started = time.monotonic()
+        try:
+            self.vagrant(timeout=t.boot_timeout + 120).up(provider="libvirt", no_provision=True)
+        except subprocess.TimeoutExpired:
+            raise LabError("topology: vagrant up", f"no ssh after {t.boot_timeout + 120}s", self.log) from None
+        except subprocess.CalledProcessError as e:
+            raise LabError("topology: vagrant up", f"vagrant up exited {e.returncode}", self.log) from None
+        self.timings["up"] = time.monotonic() - started
+        self.targets = self._ssh_targets()
+        return self
+
+    def _define_network(self, net: Network, dhcp: bool) -> None:
+        self.state.record("network", net.name)
+        existing = self.host.virsh("net-list", "--all", "--name").split()
+        if net.name not in existing:
+            xml = self.dir / f"{net.name}.xml"
+            xml.write_text(network_xml(net, dhcp))
+            self.host.virsh("net-define", str(xml), step="topology: define network")
+        if net.name not in self.host.virsh("net-list", "--name").split():
+            self.host.virsh("net-start", net.name, step="topology: start network")
+
+    def _ssh_targets(self) -> dict[str, SshTarget]:
+        targets = {}
+        for m in self.topology.machines:
+            conf = self.vagrant(timeout=120).conf(vm_name=m.name)
+            if not conf or "HostName" not in conf:
+                raise LabError(f"topology: ssh-config {m.name}", "vagrant ssh-config gave no address", self.log)
+            targets[m.name] = SshTarget(m.name, conf["HostName"], int(conf.get("Port", 22)))
+        self.state.set("targets", {k: vars(v) for k, v in targets.items()})
+        return targets
+
+    # ---- snapshots ---------------------------------------------------------------------------------------
+    def snapshot(self, name: str = SNAPSHOT) -> None:
+        """Internal snapshot with RAM, taken before any NFS state exists (0.4 s for three VMs)."""
+        self._each_domain(lambda d: self.host.virsh("snapshot-create-as", d, name, step=f"snapshot {d}"))
+        self.state.set("snapshot", name)
+
+    def revert(self, name: str = SNAPSHOT) -> float:
+        """Back to the booted state in ~3 s; the caller reconnects (guest TCP state was reverted too)."""
+        started = time.monotonic()
+        self._each_domain(lambda d: self.host.virsh("snapshot-revert", d, name, "--running",
+                                                    step=f"revert {d}", timeout=120))
+        return time.monotonic() - started
+
+    def _each_domain(self, fn) -> None:
+        with concurrent.futures.ThreadPoolExecutor(len(self.topology.domains)) as pool:
+            for f in [pool.submit(fn, d) for d in self.topology.domains]:
+                f.result()
+
+    def domain_state(self, machine: str) -> str:
+        return self.host.virsh("domstate", self.topology.domain(machine), check=False).strip()
+
+    def console_log(self, machine: str) -> Path:
+        return Path("/var/log/libvirt/qemu") / f"{self.topology.domain(machine)}.log"
+
+    # ---- destroy -----------------------------------------------------------------------------------------
+    def destroy(self) -> None:
+        destroy_recorded(self.host, self.dir)
+
+
+def destroy_recorded(host: Host, topo_dir: Path) -> list[str]:
+    """Remove everything a topology's state file names, whether or not its creator is still alive.
+
+    Order matters: snapshots before domains (libvirt refuses to undefine a domain with snapshots),
+    domains before networks and volumes."""
+    state = StateFile(topo_dir / "state.json")
+    removed = []
+    if not host.libvirtd_running():
+        return removed
+    domains = [r["name"] for r in state.resources("domain")]
+    for d in domains:
+        for snap in host.virsh("snapshot-list", d, "--name", check=False).split():
+            host.virsh("snapshot-delete", d, snap, check=False)
+        if host.virsh("domstate", d, check=False).strip():
+            host.virsh("destroy", d, check=False)
+            host.virsh("undefine", d, "--nvram", check=False)
+            if d in host.virsh("list", "--all", "--name", check=False).split():
+                host.virsh("undefine", d, check=False)
+            removed.append(f"domain {d}")
+        state.forget("domain", d)
+    for vol in host.virsh("vol-list", POOL, check=False).splitlines():
+        name = vol.split()[0] if vol.split() else ""
+        if any(name.startswith(d) for d in domains):
+            host.virsh("vol-delete", "--pool", POOL, name, check=False)
+            removed.append(f"volume {name}")
+    for r in state.resources("network"):
+        if r["name"] in host.virsh("net-list", "--all", "--name", check=False).split():
+            host.virsh("net-destroy", r["name"], check=False)
+            host.virsh("net-undefine", r["name"], check=False)
+            removed.append(f"network {r['name']}")
+        state.forget("network", r["name"])
+    shutil.rmtree(topo_dir / ".vagrant", ignore_errors=True)
+    state.set("destroyed", True)
+    return removed
+
+
+def allocate_slot(home: LabHome) -> int:
+    """The lowest slot no live topology uses (slots pick the /24s; collisions would join two labs' networks)."""
+    used = set()
+    for f in home.topologies.glob("*/state.json"):
+        data = json.loads(f.read_text() or "{}")
+        if not data.get("destroyed") and "slot" in data:
+            used.add(data["slot"])
+    for slot in range(MAX_SLOTS):
+        if slot not in used:
+            return slot
+    raise LabError("topology: slot", f"{MAX_SLOTS} topologies already exist; run `lab clean`")
