@@ -1,0 +1,202 @@
+"""From what Alice saw to a verdict: the Observation (a timeline of reads) and the pure rule that judges it.
+
+The verdict keeps the shape of the timeline — how long stale data lasted, whether ESTALE followed, whether the
+client recovered on its own and whether an `ls` of the directory cleared it — because kernels that all "fail"
+differ exactly there, and the table has to show it. A lab failure (empty timeline, bob's mv failed) is an ERROR,
+never a kernel result.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+NEW_TEXT = "2 - New file"
+OLD_TEXT = "1 - Old file"
+KINDS = ("new", "old", "estale", "error")
+STATUSES = ("pass", "fail", "error", "skip")
+
+
+@dataclass(frozen=True)
+class Read:
+    """One `cat test1.txt` by Alice."""
+
+    t: float      # seconds since bob's rename completed (negative = before it)
+    kind: str     # "new" | "old" | "estale" | "error"
+    text: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Read":
+        return cls(float(data["t"]), data["kind"], data.get("text", ""))
+
+
+@dataclass
+class Observation:
+    """Everything the experiment saw in one cell, before any judgement."""
+
+    reads: list[Read]
+    ls_output: str = ""             # one `ls -l` of the directory after the timeline
+    after_ls: Read | None = None    # one read right after that ls
+    mv_ok: bool = True              # bob's rename succeeded
+    meta: dict = field(default_factory=dict)  # versions, negotiated mount options, …
+
+    def to_dict(self) -> dict:
+        return {"reads": [r.to_dict() for r in self.reads], "ls_output": self.ls_output,
+                "after_ls": self.after_ls.to_dict() if self.after_ls else None, "mv_ok": self.mv_ok,
+                "meta": dict(self.meta)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Observation":
+        after = data.get("after_ls")
+        return cls(reads=[Read.from_dict(r) for r in data.get("reads", [])], ls_output=data.get("ls_output", ""),
+                   after_ls=Read.from_dict(after) if after else None, mv_ok=data.get("mv_ok", True),
+                   meta=dict(data.get("meta", {})))
+
+
+def classify_text(text: str, rc: int) -> str:
+    """What one `cat` showed; the file contents decide, because a stale read still exits 0."""
+    if text.strip() == NEW_TEXT:
+        return "new"
+    if text.strip() == OLD_TEXT:
+        return "old"
+    if "Stale file handle" in text:
+        return "estale"
+    return "error"
+
+
+@dataclass
+class Criteria:
+    """How strict the judgement is (from the matrix's experiment)."""
+
+    pass_within: float
+    settle: float = 5.0
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+@dataclass
+class Verdict:
+    """The judgement of one cell, with the numbers that tell one failing kernel from another."""
+
+    status: str                            # "pass" | "fail" | "error" | "skip"
+    reason: str = ""                       # fail: stale-data / estale / … joined by "+"; error: step; skip: why
+    first_new_after: float | None = None   # t of the first new read after the rename
+    stale_for: float = 0.0                 # last t at which old data was read after the rename
+    estale_for: float = 0.0                # span of the ESTALE window
+    recovered: bool = True                 # the timeline ended steadily reading new data
+    ls_clears: bool | None = None          # None: nothing to clear; else whether the read after `ls` was new
+    detail: str = ""                       # error message, log path, …
+    ended_in: str = ""                     # kind of the last read; says which phase "never recovers"
+
+    @classmethod
+    def error(cls, step: str, message: str, log_path: str | None = None) -> "Verdict":
+        """The lab failed at `step`: not a kernel result."""
+        detail = f"{message} (log: {log_path})" if log_path else message
+        return cls(status="error", reason=step, recovered=False, detail=detail)
+
+    @classmethod
+    def skip(cls, reason: str) -> "Verdict":
+        return cls(status="skip", reason=reason, recovered=False)
+
+    def summary(self) -> str:
+        """The short text of a table cell: `✓ new after 0.5s`, `✗ stale never recovers, ls clears`."""
+        if self.status == "pass":
+            return f"✓ new after {_seconds(self.first_new_after or 0.0)}"
+        if self.status == "error":
+            return f"ERROR {self.reason}: {self.detail}" if self.detail else f"ERROR {self.reason}"
+        if self.status == "skip":
+            return f"SKIP {self.reason}"
+        return f"✗ {self._fail_text()}"
+
+    def _fail_text(self) -> str:
+        phases = []
+        if "stale-data" in self.reason:
+            phases.append(("old", f"stale {self._phase_time('old', self.stale_for)}"))
+        if "estale" in self.reason:
+            phases.append(("estale", f"ESTALE {self._phase_time('estale', self.estale_for)}"))
+        if "read-error" in self.reason:
+            phases.append(("error", "read errors" + (" never recover" if self._ended_in("error") else "")))
+        if not phases:
+            phases.append(("", "no new data" if self.first_new_after is None
+                           else f"new only after {_seconds(self.first_new_after)}"))
+        text = "→".join(words for _, words in phases)
+        if self.ls_clears is not None:
+            text += ", ls clears" if self.ls_clears else ", ls does not clear"
+        return text
+
+    def _ended_in(self, kind: str) -> bool:
+        return not self.recovered and self.ended_in == kind
+
+    def _phase_time(self, kind: str, seconds: float) -> str:
+        return "never recovers" if self._ended_in(kind) else _seconds(seconds)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Verdict":
+        """Tolerant of keys added later, so old result files stay readable."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+# ---- the rule ----------------------------------------------------------------------------------------------------
+
+def classify(obs: Observation, criteria: Criteria) -> Verdict:
+    """Judge one timeline. Pass = new data within pass_within, never old again after that, no ESTALE, no errors."""
+    if not obs.mv_ok:
+        return Verdict.error("mv", "bob's mv -f test2.txt test1.txt failed")
+    after = sorted((r for r in obs.reads if r.t >= 0), key=lambda r: r.t)
+    if not after:
+        return Verdict.error("read", "empty timeline: alice made no read after the rename")
+    first_new = next((r.t for r in after if r.kind == "new"), None)
+    reasons = _fail_reasons(after, first_new, criteria)
+    recovered = _recovered(after, criteria.settle)
+    return Verdict(
+        status="fail" if reasons else "pass",
+        reason="+".join(reasons),
+        first_new_after=first_new,
+        stale_for=max((r.t for r in after if r.kind == "old"), default=0.0),
+        estale_for=_span(after, "estale"),
+        recovered=recovered,
+        ls_clears=None if recovered or obs.after_ls is None else obs.after_ls.kind == "new",
+        ended_in=after[-1].kind,
+    )
+
+
+def _fail_reasons(after: list[Read], first_new: float | None, criteria: Criteria) -> list[str]:
+    """Why a timeline fails, in the order they matter to a reader: stale data, then ESTALE, then other errors."""
+    reasons = []
+    late_old = any(r.kind == "old" and r.t > criteria.pass_within for r in after)
+    old_after_new = first_new is not None and any(r.kind == "old" and r.t > first_new for r in after)
+    if late_old or old_after_new:
+        reasons.append("stale-data")
+    if any(r.kind == "estale" for r in after):
+        reasons.append("estale")
+    if any(r.kind == "error" for r in after):
+        reasons.append("read-error")
+    if first_new is None and not reasons:
+        reasons.append("no-new-data")
+    elif first_new is not None and not reasons and first_new > criteria.pass_within:
+        reasons.append("late-new-data")  # new data arrived late with nothing else wrong (e.g. a gap in reads)
+    return reasons
+
+
+def _recovered(after: list[Read], settle: float) -> bool:
+    """Ended on new data, and every read in the last `settle` seconds was new (not a lucky last read)."""
+    if after[-1].kind != "new":
+        return False
+    return all(r.kind == "new" for r in after if r.t >= after[-1].t - settle)
+
+
+def _span(after: list[Read], kind: str) -> float:
+    """From the first read of this kind to the first read after its last one (or its last one, if at the end)."""
+    times = [i for i, r in enumerate(after) if r.kind == kind]
+    if not times:
+        return 0.0
+    first, last = times[0], times[-1]
+    end = after[last + 1].t if last + 1 < len(after) else after[last].t
+    return end - after[first].t

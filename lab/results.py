@@ -1,0 +1,240 @@
+"""A run's results on disk: one directory per run, append-only JSONL per worker, merge across workers and shards.
+
+Why append-only JSONL with one file per worker: xdist workers and CI shards write at the same time and a run may
+be killed at any moment. One `write(2)` of a whole line on an O_APPEND file, followed by fsync, never interleaves
+with another line, and a crash can at worst leave a torn last line, which reading skips with a warning. Later
+records for the same cell win, so a resumed or re-run cell simply appends.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import warnings
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .outcome import Verdict
+
+RESULTS_GLOB = "results-*.jsonl"
+MERGED = "results-merged.jsonl"
+META = "run.json"
+
+
+@dataclass
+class ResultRecord:
+    """One cell's result as stored: what ran, what was expected, what was seen, where the logs are."""
+
+    run_id: str
+    cell_id: str
+    kernel: str
+    params: dict
+    verdict: dict             # Verdict.to_dict()
+    expected: str             # "pass" | "fail"
+    started: str              # ISO 8601, UTC
+    duration_s: float
+    worker: str
+    observation: dict | None
+    logs: str                 # the cell's log directory, relative to the run directory
+    kernel_release: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, line: str) -> "ResultRecord":
+        data = json.loads(line)
+        names = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in names})
+
+    @property
+    def status(self) -> str:
+        return self.verdict.get("status", "error")
+
+    @property
+    def verdict_obj(self) -> Verdict:
+        return Verdict.from_dict(self.verdict)
+
+    @property
+    def mismatch(self) -> str | None:
+        """A kernel result that contradicts history; errors and skips say nothing about the kernel."""
+        if self.expected == "pass" and self.status == "fail":
+            return "regression"
+        if self.expected == "fail" and self.status == "pass":
+            return "unexpected-pass"
+        return None
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """`20261123-104500-ab12`: sorts by time, and the suffix keeps two runs started in one second apart."""
+    now = now or datetime.now(timezone.utc)
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def worker_name() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def _started_key(record: ResultRecord) -> datetime:
+    try:
+        started = datetime.fromisoformat(record.started)
+    except ValueError:
+        return datetime.min.replace(tzinfo=timezone.utc)
+    return started if started.tzinfo else started.replace(tzinfo=timezone.utc)
+
+
+def latest_per_cell(records: list[ResultRecord]) -> list[ResultRecord]:
+    """One record per cell: the one started last (a tie goes to the one read last), ordered by start time."""
+    latest: dict[str, ResultRecord] = {}
+    for record in records:
+        current = latest.get(record.cell_id)
+        if current is None or _started_key(record) >= _started_key(current):
+            latest[record.cell_id] = record
+    return sorted(latest.values(), key=_started_key)
+
+
+def read_jsonl(path: Path) -> list[ResultRecord]:
+    """All intact records of one file; a torn or corrupt line is skipped with a warning, not fatal."""
+    records = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(ResultRecord.from_json(line))
+        except (ValueError, TypeError) as e:
+            warnings.warn(f"{path}:{number}: skipping unreadable result line (torn write?): {e}", stacklevel=2)
+    return records
+
+
+def _ends_with_newline(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) == b"\n"
+    except (FileNotFoundError, OSError):
+        return True  # missing or empty: nothing to repair
+
+
+def _append_line(path: Path, line: str) -> None:
+    """One write of a whole line to an O_APPEND file, then fsync: lines never interleave, and survive a crash.
+
+    A torn last line left by a crash is closed off first, so it stays one bad line instead of eating this one."""
+    data = line.encode() + b"\n"
+    if not _ends_with_newline(path):
+        data = b"\n" + data
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        written = os.write(fd, data)
+        if written != len(data):
+            raise OSError(f"short write to {path}: {written} of {len(data)} bytes")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Readers see the old file or the new one, never half of it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class RunDir:
+    """One run's directory: `runs/<run-id>/` with results-<worker>.jsonl, run.json and logs/<cell>/."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    @classmethod
+    def create(cls, root: Path | str, run_id: str | None = None) -> "RunDir":
+        """A new run under root (or the existing one with that id, to resume it)."""
+        path = Path(root) / (run_id or new_run_id())
+        path.mkdir(parents=True, exist_ok=True)
+        return cls(path)
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    def results_file(self, worker: str | None = None) -> Path:
+        return self.path / f"results-{worker or worker_name()}.jsonl"
+
+    def log_dir(self, cell_id: str) -> Path:
+        """Where a cell's logs go; `records.logs` stores it relative to the run directory."""
+        return self.path / "logs" / cell_id.replace("/", "__")
+
+    def append(self, record: ResultRecord, worker: str | None = None) -> Path:
+        path = self.results_file(worker)
+        _append_line(path, record.to_json())
+        return path
+
+    def all_records(self) -> list[ResultRecord]:
+        """Every record in every results file, duplicates included (in file order)."""
+        records: list[ResultRecord] = []
+        for path in sorted(self.path.glob(RESULTS_GLOB)):
+            records.extend(read_jsonl(path))
+        return records
+
+    def records(self) -> list[ResultRecord]:
+        """One record per cell, the latest run of it winning."""
+        return latest_per_cell(self.all_records())
+
+    def finished_cells(self) -> set[str]:
+        """Cells a resumed run can skip: they have a kernel result (or a skip); errors are worth another try."""
+        return {r.cell_id for r in self.records() if r.status != "error"}
+
+    def write_meta(self, meta: dict) -> None:
+        write_atomic(self.path / META, json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+    def meta(self) -> dict:
+        try:
+            return json.loads((self.path / META).read_text())
+        except FileNotFoundError:
+            return {}
+
+
+def merge(dest: Path | str, sources: list[Path | str]) -> RunDir:
+    """Fold several run directories (xdist workers, CI shards) into one; re-running a merge gives the same result.
+
+    dest's own results files are left in place (a worker may still be appending): reading dedups anyway."""
+    target = RunDir(dest)
+    target.path.mkdir(parents=True, exist_ok=True)
+    runs = [RunDir(source) for source in sources]
+    merged = latest_per_cell(target.all_records() + [r for run in runs for r in run.all_records()])
+    for record in merged:
+        _copy_logs(record, runs, target)
+    write_atomic(target.path / MERGED, "".join(r.to_json() + "\n" for r in merged))
+    _merge_meta(target, runs)
+    return target
+
+
+def _copy_logs(record: ResultRecord, runs: list[RunDir], target: RunDir) -> None:
+    """Bring the winning record's log directory along, from whichever source holds it."""
+    if not record.logs:
+        return
+    for run in runs:
+        source = run.path / record.logs
+        if source.is_dir() and source.resolve() != (target.path / record.logs).resolve():
+            shutil.copytree(source, target.path / record.logs, dirs_exist_ok=True)
+            return
+
+
+def _merge_meta(target: RunDir, runs: list[RunDir]) -> None:
+    meta = target.meta()
+    for run in runs:
+        for key, value in run.meta().items():
+            meta.setdefault(key, value)
+    meta["merged_from"] = sorted({*meta.get("merged_from", []), *(str(run.path) for run in runs)})
+    target.write_meta(meta)
