@@ -73,7 +73,7 @@ class OnOffAxis(Axis):
         return {"true": "on", "false": "off", "yes": "on", "no": "off"}.get(text, text)
 
     def describe(self, value: str) -> str:
-        return f"{self.name}: {value}"
+        return value
 
 
 @register
@@ -120,7 +120,7 @@ class StatBeforeOpen(OnOffAxis):
     """Alice stats the file before each open: a fresh GETATTR/LOOKUP may be what lets a client notice the rename."""
 
     name = "stat_before_open"
-    what = "client behaviour"
+    what = "stat_before_open switch"
 
     def apply(self, value: str, setup: CellSetup) -> None:
         setup.alice_stat_before_open = value == "on"

@@ -125,7 +125,7 @@ class Source:
                 raise self.error(self.key_line(node, key), _unknown(key_word, key, allowed))
         for key in required:
             if key not in node:
-                raise self.error(self.node_line(node) or line, f"{what} needs '{key}'")
+                raise self.error(line or self.node_line(node), f"{what} needs '{key}'")
         return node
 
     def string(self, node: Any, key: str, what: str | None = None) -> str:
@@ -223,7 +223,7 @@ def load_kernel(path: Path | str) -> Kernel:
     """Read and validate one kernels/<name>.yaml."""
     src = Source(Path(path))
     doc = src.load()
-    src.mapping(doc, "a kernel spec", 1, KERNEL_KEYS, required=["name", "title", "source"])
+    src.mapping(doc, "a kernel spec", None, KERNEL_KEYS, required=["name", "title", "source"])
     name = src.string(doc, "name")
     if name != src.path.stem:
         raise src.error(src.value_line(doc, "name"),
@@ -242,7 +242,7 @@ def _kernel_source(src: Source, doc: CommentedMap) -> tuple[str, dict]:
                         f"source needs exactly one of {', '.join(SOURCE_SCHEMAS)} (found {len(node)})")
     kind = next(iter(node))
     schema = SOURCE_SCHEMAS[kind]
-    body = src.mapping(node[kind], f"source.{kind}", src.value_line(node, kind), list(schema),
+    body = src.mapping(node[kind], f"source.{kind}", src.key_line(node, kind), list(schema),
                        required=[key for key, f in schema.items() if f.required])
     return kind, {key: _source_value(src, body, key, schema[key]) for key in body}
 
@@ -323,7 +323,7 @@ DURATION_KEYS = ("duration", "interval", "pass_within", "settle")
 
 
 def _experiment(src: Source, doc: CommentedMap) -> Experiment:
-    node = src.mapping(doc["experiment"], "experiment", src.value_line(doc, "experiment"), EXPERIMENT_KEYS,
+    node = src.mapping(doc["experiment"], "experiment", src.key_line(doc, "experiment"), EXPERIMENT_KEYS,
                        required=["duration", "interval", "pass_within"])
     values: dict[str, Any] = {}
     if "name" in node:
@@ -340,7 +340,7 @@ def _experiment(src: Source, doc: CommentedMap) -> Experiment:
         values["repeats"] = repeats
     experiment = Experiment(**values)
     if experiment.interval <= 0 or experiment.pass_within > experiment.duration:
-        raise src.error(src.node_line(node), "experiment needs interval > 0 and pass_within <= duration")
+        raise src.error(src.key_line(doc, "experiment"), "experiment needs interval > 0 and pass_within <= duration")
     return experiment
 
 
@@ -425,7 +425,7 @@ def load_matrix(path: Path | str, kernels_dir: Path | str | None = None) -> Matr
     """Read matrix.yaml and every kernel spec it needs (rows, server, bases of builds)."""
     src = Source(Path(path))
     doc = src.load()
-    src.mapping(doc, "a matrix", 1, MATRIX_KEYS, required=MATRIX_KEYS)
+    src.mapping(doc, "a matrix", None, MATRIX_KEYS, required=MATRIX_KEYS)
     files = kernel_files(Path(kernels_dir) if kernels_dir is not None else src.path.parent / "kernels")
     known: dict[str, Kernel] = {}
     names = _kernel_list(src, doc, files)
