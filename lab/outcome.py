@@ -82,7 +82,7 @@ class Verdict:
     """The judgement of one cell, with the numbers that tell one failing kernel from another."""
 
     status: str                            # "pass" | "fail" | "error" | "skip"
-    reason: str = ""                       # fail: stale-data / estale / … joined by "+"; error: step; skip: why
+    reason: str = ""     # fail: stale-data, estale, read-error, late-new-data joined by "+"; error: step; skip: why
     first_new_after: float | None = None   # t of the first new read after the rename
     stale_for: float = 0.0                 # last t at which old data was read after the rename
     estale_for: float = 0.0                # span of the ESTALE window
@@ -178,9 +178,7 @@ def _fail_reasons(after: list[Read], first_new: float | None, criteria: Criteria
         reasons.append("estale")
     if any(r.kind == "error" for r in after):
         reasons.append("read-error")
-    if first_new is None and not reasons:
-        reasons.append("no-new-data")
-    elif first_new is not None and not reasons and first_new > criteria.pass_within:
+    if not reasons and (first_new is None or first_new > criteria.pass_within):
         reasons.append("late-new-data")  # new data arrived late with nothing else wrong (e.g. a gap in reads)
     return reasons
 
