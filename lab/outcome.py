@@ -112,17 +112,19 @@ class Verdict:
         return f"✗ {self._fail_text()}"
 
     def _fail_text(self) -> str:
+        """The phases in the order Alice lived them, the one still going at the end marked `never recovers`."""
+        reasons = self.reason.split("+")
         phases = []
-        if "stale-data" in self.reason:
-            phases.append(("old", f"stale {self._phase_time('old', self.stale_for)}"))
-        if "estale" in self.reason:
-            phases.append(("estale", f"ESTALE {self._phase_time('estale', self.estale_for)}"))
-        if "read-error" in self.reason:
-            phases.append(("error", "read errors" + (" never recover" if self._ended_in("error") else "")))
+        if "stale-data" in reasons:
+            phases.append(f"stale {self._phase_time('old', self.stale_for)}")
+        if "estale" in reasons:
+            phases.append(f"ESTALE {self._phase_time('estale', self.estale_for)}")
+        if "read-error" in reasons:
+            phases.append("read errors" + (" never recover" if self._ended_in("error") else ""))
         if not phases:
-            phases.append(("", "no new data" if self.first_new_after is None
-                           else f"new only after {_seconds(self.first_new_after)}"))
-        text = "→".join(words for _, words in phases)
+            phases.append("no new data" if self.first_new_after is None
+                          else f"new only after {_seconds(self.first_new_after)}")
+        text = "→".join(phases)
         if self.ls_clears is not None:
             text += ", ls clears" if self.ls_clears else ", ls does not clear"
         return text
