@@ -1,0 +1,100 @@
+"""NFS in the guests: the server's export, its sysctls (leases-enable) and nfsd; client mounts and their checks.
+
+The box has no systemd, so nfsd is started by hand the way nfs-server.service would: nfsd module and filesystem,
+rpcbind, exportfs, rpc.nfsd with short grace/lease times, rpc.mountd. Server sysctls are written *before* nfsd
+starts because leases-enable is read when nfsd hands out delegations. The grace period is ended at once: the server
+is fresh from a snapshot, no client has state to reclaim, and a first OPEN inside the grace period would be
+refused (kdevops polls v4_end_grace for the same reason).
+"""
+from __future__ import annotations
+
+import shlex
+
+from .axes import CellSetup
+from .errors import LabError
+from .remote import Remote
+
+EXPORT = "/srv/nfs"
+MOUNTPOINT = "/mnt/nfs"
+GRACE_S = 10
+LEASE_S = 10
+NFSD_THREADS = 8
+
+
+def sysctl_path(key: str) -> str:
+    return "/proc/sys/" + key.replace(".", "/")
+
+
+def export_line(subnet: str) -> str:
+    """Export to the lab's NFS subnet only, root squashed (the experiment needs no root on the export)."""
+    return f"{EXPORT} {subnet}(rw,sync,no_subtree_check,root_squash)"
+
+
+def start_server(server: Remote, setup: CellSetup, subnet: str) -> dict:
+    """Set the cell's server sysctls, export, start nfsd; return what the server reports (for the record)."""
+    sysctls = "; ".join(f"echo {shlex.quote(v)} > {sysctl_path(k)}" for k, v in setup.server_sysctls.items())
+    script = f"""set -e
+{sysctls}
+modprobe nfsd
+mountpoint -q /proc/fs/nfsd || mount -t nfsd nfsd /proc/fs/nfsd
+mountpoint -q /var/lib/nfs/rpc_pipefs || mount -t rpc_pipefs sunrpc /var/lib/nfs/rpc_pipefs
+mkdir -p {EXPORT} && chmod 0777 {EXPORT}
+echo '{export_line(subnet)}' > /etc/exports
+pidof rpcbind >/dev/null || rpcbind -w
+exportfs -ra
+rpc.nfsd --grace-time {GRACE_S} --lease-time {LEASE_S} {NFSD_THREADS}
+pidof rpc.mountd >/dev/null || rpc.mountd
+[ -e /proc/fs/nfsd/v4_end_grace ] && echo Y > /proc/fs/nfsd/v4_end_grace || sleep {GRACE_S}
+"""
+    server.run(script, timeout=90, step="nfs: start server")
+    return check_server(server, setup)
+
+
+def check_server(server: Remote, setup: CellSetup) -> dict:
+    """nfsd must be running with threads and the export visible, and the sysctls must read back as set."""
+    threads = server.run("cat /proc/fs/nfsd/threads", check=False, step="nfs: check server").stdout.strip()
+    if not threads.isdigit() or int(threads) == 0:
+        raise LabError("nfs: check server", f"nfsd is not running on server (threads={threads or 'none'})",
+                       server.log)
+    exports = server.run("exportfs -v", step="nfs: check server").stdout
+    if EXPORT not in exports:
+        raise LabError("nfs: check server", f"{EXPORT} is not exported", server.log)
+    info = {"nfsd_threads": int(threads), "versions": server.run("cat /proc/fs/nfsd/versions").stdout.strip()}
+    for key, want in setup.server_sysctls.items():
+        got = server.run(f"cat {sysctl_path(key)}", step="nfs: check server").stdout.strip()
+        if got != want:
+            raise LabError("nfs: check server", f"{key} is {got}, the cell needs {want}", server.log)
+        info[key] = got
+    return info
+
+
+def write_files(server: Remote, files: dict[str, str]) -> None:
+    """Fresh export content for a cell, written on the server's local filesystem."""
+    parts = [f"rm -rf {EXPORT}/* {EXPORT}/.[!.]*"]
+    parts += [f"printf '%s\\n' {shlex.quote(text)} > {EXPORT}/{name}" for name, text in files.items()]
+    parts.append(f"chmod 0666 {EXPORT}/*")
+    server.run("; ".join(parts) + " ; true", step="nfs: write export files")
+
+
+def mount(client: Remote, server_ip: str, setup: CellSetup) -> dict:
+    """Mount the export with the cell's options, then verify the negotiated version is the one asked for.
+
+    A server or client may silently fall back to another minor version; the table would then be wrong, so that
+    is an ERROR, not a result."""
+    opts = ",".join(setup.mount_options)
+    client.run(f"mkdir -p {MOUNTPOINT}; umount -f {MOUNTPOINT} 2>/dev/null; "
+               f"mount -t nfs -o {opts} {server_ip}:{EXPORT} {MOUNTPOINT}", timeout=90, step=f"nfs: mount on {client.name}")
+    line = client.run(f"grep ' {MOUNTPOINT} ' /proc/mounts", check=False, step="nfs: check mount").stdout.strip()
+    if not line:
+        raise LabError(f"nfs: mount on {client.name}", f"{MOUNTPOINT} not in /proc/mounts after mount", client.log)
+    negotiated = dict(o.split("=", 1) if "=" in o else (o, "") for o in line.split()[3].split(","))
+    for o in setup.mount_options:
+        key, _, want = o.partition("=")
+        if key == "vers" and negotiated.get("vers") != want:
+            raise LabError(f"nfs: mount on {client.name}",
+                           f"asked for vers={want}, got vers={negotiated.get('vers')}: {line}", client.log)
+    return {"mount": line, "vers": negotiated.get("vers", "")}
+
+
+def umount(client: Remote) -> None:
+    client.run(f"umount -f {MOUNTPOINT} 2>/dev/null; true", step=f"nfs: umount on {client.name}")
