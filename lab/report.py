@@ -23,7 +23,7 @@ NOT_RUN = "—"
 
 # category → (legend mark, meaning); the order is the legend's and the summary's order
 CATEGORIES = {
-    "pass": ("✓", "pass: new contents read within the pass criterion"),
+    "pass": ("✓", "pass: the new contents were read within the pass criterion"),
     "expected-fail": ("✗ (expected)", "fails, as history says this kernel does"),
     "regression": ("⚠ regression", "expected to pass, failed"),
     "unexpected-pass": ("★ unexpected pass", "expected to fail, passed"),
@@ -161,7 +161,7 @@ def _markdown(grid: Grid, title: str, meta: dict) -> str:
         texts = [_md_escape(cell_text(grid.get(row, col))) for col in grid.columns]
         lines.append(f"| {row} | " + " | ".join(texts) + " |")
     lines += ["", f"**Summary:** {summary_line(grid.records())}", "", "**Legend:**", ""]
-    lines += [f"- {mark} — {meaning}" for mark, meaning in legend()]
+    lines += [f"- **{_md_escape(mark)}**: {meaning}" for mark, meaning in legend()]
     return "\n".join(lines) + "\n"
 
 

@@ -329,7 +329,7 @@ def _experiment(src: Source, doc: CommentedMap) -> Experiment:
     if "name" in node:
         if node["name"] not in EXPERIMENTS:
             raise src.error(src.value_line(node, "name"), _unknown("experiment", node["name"], EXPERIMENTS))
-        values["name"] = node["name"]
+        values["name"] = str(node["name"])
     for key in DURATION_KEYS:
         if key in node:
             values[key] = _duration(src, node, key)

@@ -1,0 +1,34 @@
+"""Shared fixtures for the unit tests: golden-file comparison.
+
+Golden files make a change to rendered output visible in review. Regenerate them with
+`UPDATE_GOLDEN=1 python -m pytest tests/unit`, then read the diff before committing.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+class Golden:
+    """Compare text with tests/unit/golden/<name>, or rewrite the file when UPDATE_GOLDEN=1."""
+
+    def __init__(self, update: bool):
+        self.update = update
+
+    def check(self, name: str, text: str) -> None:
+        path = GOLDEN / name
+        if self.update:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            return
+        assert path.exists(), f"no golden file {path}: run with UPDATE_GOLDEN=1 to create it"
+        assert text == path.read_text(), f"{name} differs from its golden file (UPDATE_GOLDEN=1 to accept)"
+
+
+@pytest.fixture
+def golden() -> Golden:
+    return Golden(update=os.environ.get("UPDATE_GOLDEN") == "1")
