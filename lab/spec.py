@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import itertools
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -490,7 +489,3 @@ def _axes(src: Source, doc: CommentedMap) -> dict[str, list[str]]:
             result[name].append(value)
     return result
 
-
-def default_matrix_path() -> Path:
-    """matrix.yaml next to the package (the repository's default matrix), unless NFSLAB_MATRIX says otherwise."""
-    return Path(os.environ.get("NFSLAB_MATRIX", Path(__file__).resolve().parent.parent / "matrix.yaml"))

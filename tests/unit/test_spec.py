@@ -128,6 +128,35 @@ def test_cell_setup_collects_what_the_lab_must_do():
         axes.cell_setup({"nope": "1"})
 
 
+def test_a_new_axis_is_one_class(monkeypatch, tmp_path):
+    class Rsize(axes.Axis):
+        name = "rsize"
+        allowed = ("4096", "65536")
+        what = "mount option"
+
+        def apply(self, value, setup):
+            setup.mount_options.append(f"rsize={value}")
+
+    monkeypatch.setitem(axes.AXES, "rsize", Rsize())
+    path = tmp_path / "matrix.yaml"
+    path.write_text("kernels: [ok-deb]\nserver: ok-deb\naxes:\n  rsize: [4096, 65536]\n"
+                    "experiment: {duration: 30s, interval: 0.5s, pass_within: 2s}\n")
+    cells = load_matrix(path, KERNELS).cells()
+    assert [c.id for c in cells] == ["ok-deb/rsize=4096", "ok-deb/rsize=65536"]
+    assert axes.cell_setup(cells[0].params).mount_options == ["rsize=4096"]
+    path.write_text(path.read_text().replace("65536", "1"))
+    with pytest.raises(SpecError, match=r":4: unknown mount option 'rsize=1' \(allowed: 4096, 65536\)$"):
+        load_matrix(path, KERNELS)
+
+
+def test_matrix_kernel_lookup_and_expected(matrix):
+    cell = matrix.cells(only=["mainline-4.19"])[0]
+    assert matrix.expected(cell) == "fail"
+    assert matrix.kernel("debian-6.1").source_kind == "deb"
+    with pytest.raises(SpecError, match="unknown kernel 'nope'"):
+        matrix.kernel("nope")
+
+
 @pytest.mark.parametrize("raw, seconds", [("30s", 30), ("500ms", 0.5), ("1.5s", 1.5), ("2m", 120), (3, 3),
                                           (0.25, 0.25), ("7", 7)])
 def test_parse_duration(raw, seconds):
