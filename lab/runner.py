@@ -205,7 +205,7 @@ class Runner:
         with _locked(self.home.topologies / ".slots.lock"):
             slot = topology.allocate_slot(self.home)
             StateFile(topo_dir / "state.json").set("slot", slot)
-        StateFile(topo_dir / "state.json").set("run", str(self.run_dir.path))
+        StateFile(topo_dir / "state.json").set("run", str(self.run_dir.path.resolve()))
         t = topology.plan(lab_id=lab_id, slot=slot, kernel_name=kernel_name, box=self.box.name,
                           server_kernel=server, client_kernel=client, ssh_key=self.home.ssh_key,
                           driver="kvm" if self.host.accel == "kvm" else "qemu", emulator=self.host.tcg_wrapper,

@@ -1,0 +1,76 @@
+"""Removing what the lab created, from its state files: after a normal run, a Ctrl-C, or a SIGKILL.
+
+Topologies are found by their state files (written before anything was created) and, as a last resort, by the
+`nfslab-` name prefix inside the lab's own libvirtd; the host (daemons, namespace, pool) goes last.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from .host import POOL, Host
+from .paths import PREFIX, LabHome
+from .topology import destroy_recorded
+
+
+def topology_dirs(home: LabHome, run_dir: Path | None = None, include_destroyed: bool = False) -> list[Path]:
+    """Topology directories (live ones unless include_destroyed); only those of `run_dir` if given."""
+    found = []
+    for state in sorted(home.topologies.glob("*/state.json")):
+        try:
+            data = json.loads(state.read_text())
+        except (json.JSONDecodeError, FileNotFoundError):
+            data = {}
+        if run_dir is not None and data.get("run") != str(Path(run_dir).resolve()):
+            continue
+        if data.get("destroyed") and not include_destroyed:
+            continue
+        found.append(state.parent)
+    return found
+
+
+def clean_topologies(host: Host, run_dir: Path | None = None) -> list[str]:
+    removed = []
+    for topo in topology_dirs(host.home, run_dir, include_destroyed=True):
+        removed += destroy_recorded(host, topo)
+        shutil.rmtree(topo, ignore_errors=True)
+    return removed
+
+
+def clean_strays(host: Host) -> list[str]:
+    """Domains, networks and volumes named nfslab-* that no state file mentions (e.g. a state dir removed by hand)."""
+    removed = []
+    if not host.libvirtd_running():
+        return removed
+    for dom in host.virsh("list", "--all", "--name", check=False).split():
+        if dom.startswith(PREFIX + "-"):
+            for snap in host.virsh("snapshot-list", dom, "--name", check=False).split():
+                host.virsh("snapshot-delete", dom, snap, check=False)
+            host.virsh("destroy", dom, check=False)
+            host.virsh("undefine", dom, "--nvram", check=False)
+            removed.append(f"domain {dom}")
+    for net in host.virsh("net-list", "--all", "--name", check=False).split():
+        if net.startswith(PREFIX + "-"):
+            host.virsh("net-destroy", net, check=False)
+            host.virsh("net-undefine", net, check=False)
+            removed.append(f"network {net}")
+    return removed
+
+
+def clean_everything(home: LabHome | None = None, keep_host: bool = False, keep_box_volumes: bool = False) -> list[str]:
+    """`lab clean`: every topology, stray object, box volume, then (unless keep_host) the daemons and namespace."""
+    host = Host(home or LabHome.default())
+    removed = clean_topologies(host) + clean_strays(host)
+    if host.libvirtd_running() and not keep_box_volumes:
+        for line in host.virsh("vol-list", POOL, check=False).splitlines():
+            name = line.split()[0] if line.split() else ""
+            if name:
+                host.virsh("vol-delete", "--pool", POOL, name, check=False)
+                removed.append(f"volume {name}")
+    if not keep_host:
+        if host.libvirtd_running():
+            host.virsh("pool-destroy", POOL, check=False)
+            host.virsh("pool-undefine", POOL, check=False)
+        removed += host.down()
+    return removed

@@ -1,0 +1,235 @@
+"""`lab`: the command line. Each command is thin: it parses, calls one module, and turns known failures into a
+one-line message with exit code 2 (bad input, host not ready) instead of a traceback.
+
+Exit codes of `lab run`: 0 every cell as history expects; 1 a kernel result contradicts kernels/*.yaml
+(regression or unexpected pass); 3 lab errors (no kernel result for some cells); 2 bad input; 130 interrupted.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from .errors import HostNotReady, LabError
+from .paths import PROJECT, LabHome
+from .spec import SpecError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="nfslab: boots an NFS server and two clients per kernel (real VMs) and tells which kernels "
+                       "serve stale data after a rename-over (the be189f7e7f03 bug).")
+box_app = typer.Typer(no_args_is_help=True, help="The lab's Vagrant box.")
+app.add_typer(box_app, name="box")
+console = Console(stderr=True)
+out = Console()
+
+APT_PACKAGES = ("vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils debootstrap "
+                "openssh-client dnsmasq-base iptables ebtables busybox-static e2fsprogs cpio kmod iproute2 xz-utils "
+                "zstd").split()
+
+MatrixOpt = typer.Option(None, "--matrix", "-m", help="matrix file (default: ./matrix.yaml, else nfslab's own)")
+KernelsOpt = typer.Option(None, "--kernels", "-k", help="only these kernel rows, comma-separated")
+
+
+class Usage(Exception):
+    """Bad input from the user: one line, exit 2."""
+
+
+def _matrix_path(path: Optional[Path]) -> Path:
+    if path is not None:
+        return path
+    local = Path("matrix.yaml")
+    return local if local.exists() else PROJECT / "matrix.yaml"
+
+
+def _load(path: Optional[Path], kernels: Optional[str]):
+    from .spec import load_matrix
+    matrix = load_matrix(_matrix_path(path))
+    return matrix, matrix.cells(kernels.split(",") if kernels else None)
+
+
+def _progress(msg: str) -> None:
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {msg}", highlight=False)
+
+
+@app.command("list")
+def list_cells(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
+               as_json: bool = typer.Option(False, "--json", help="machine-readable list")):
+    """List the cells of the matrix (ids like debian-6.1/vers=4.0/leases=on) with what history expects."""
+    m, cells = _load(matrix, kernels)
+    rows = [{"id": c.id, "kernel": c.kernel, "params": c.params, "expected": m.kernel(c.kernel).expected(c.params),
+             "source": m.kernel(c.kernel).source_kind} for c in cells]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    for r in rows:
+        out.print(f"{r['id']:48} expect {r['expected']:4}  ({r['source']})", highlight=False)
+    out.print(f"{len(rows)} cells, {len({r['kernel'] for r in rows})} kernels", highlight=False)
+
+
+@app.command()
+def setup(apt: bool = typer.Option(True, help="install missing Debian packages with apt-get"),
+          box: bool = typer.Option(True, help="build the lab box if its inputs changed")):
+    """Prepare this host (idempotent): Debian packages, the lab box, the lab namespace with its own libvirtd."""
+    from .boxes import ensure_box
+    from .host import Host, missing_tools, require_root
+    require_root()
+    if apt and missing_tools():
+        _progress(f"apt-get install {len(APT_PACKAGES)} packages")
+        for argv in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "--no-install-recommends",
+                                                     *APT_PACKAGES]):
+            if subprocess.run(argv, env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+                              ).returncode != 0:
+                raise HostNotReady(f"`{' '.join(argv[:3])}` failed; see its output above")
+    home = LabHome.default().ensure()
+    built = ensure_box(home, progress=_progress) if box else None
+    host = Host(home)
+    host.up(probe_kernel=built.dir / "vmlinuz" if built else None)
+    _progress(f"host ready: namespace {host.netns}, libvirtd pid {(home.run / 'libvirtd.pid').read_text().strip()}, "
+              f"accelerator {host.accel}" + (f", box {built.name}" if built else ""))
+
+
+@box_app.command("build")
+def box_build():
+    """Build (or reuse) the lab's Vagrant box: debootstrap bookworm, no systemd, lab ssh key; cached by input hash."""
+    from .boxes import ensure_box
+    from .host import require_root
+    require_root()
+    started = time.monotonic()
+    built = ensure_box(LabHome.default().ensure(), progress=_progress)
+    _progress(f"box {built.name} ready ({time.monotonic() - started:.0f}s)")
+
+
+@app.command()
+def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
+        runs: Path = typer.Option(Path("runs"), help="where run directories are created"),
+        resume: Optional[Path] = typer.Option(None, help="continue this run directory: finished cells are kept"),
+        keep_host: bool = typer.Option(False, help="leave the lab namespace and libvirtd running afterwards")):
+    """Run the matrix on real VMs and print the compatibility table (also written to the run directory)."""
+    from .cleanup import clean_everything, clean_topologies, topology_dirs
+    from .host import require_root
+    from .report import render_terminal
+    from .results import RunDir
+    from .runner import Runner
+    require_root()
+    m, cells = _load(matrix, kernels)
+    run_dir = RunDir(resume) if resume else RunDir.create(runs)
+    if resume and not resume.is_dir():
+        raise Usage(f"{resume}: no such run directory")
+    done = run_dir.finished_cells() if resume else set()
+    todo = [c for c in cells if c.id not in done]
+    run_dir.write_meta({**run_dir.meta(), "matrix": str(m.path), "kernels": [k.name for k in m.kernels],
+                        "axes": m.axes, "command": " ".join(["lab", *sys.argv[1:]])})
+    _progress(f"run {run_dir.path}: {len(todo)} cells to run" + (f", {len(done)} already done" if done else ""))
+    runner = Runner(m, run_dir, progress=_progress)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupted = False
+    try:
+        for i, cell in enumerate(todo, 1):
+            record = runner.run_cell(cell)
+            _progress(f"[{i}/{len(todo)}] {cell.id}: {record.verdict_obj.summary()} ({record.duration_s:.0f}s)")
+    except KeyboardInterrupt:
+        interrupted = True
+        _progress("interrupted: tearing down (finished cells are kept; resume with --resume)")
+    finally:
+        runner.close()
+        clean_topologies(runner.host, run_dir.path)
+        if not keep_host and not topology_dirs(runner.host.home):
+            clean_everything(runner.host.home)
+    records = run_dir.records()
+    _write_tables(run_dir, records)
+    out.print(render_terminal(records))
+    out.print(f"run directory: {run_dir.path}", highlight=False)
+    if interrupted:
+        raise typer.Exit(130)
+    statuses = {r.status for r in records}
+    if any(r.mismatch for r in records):
+        raise typer.Exit(1)
+    if "error" in statuses:
+        raise typer.Exit(3)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _write_tables(run_dir, records) -> None:
+    from .report import render
+    meta = run_dir.meta()
+    for fmt, name in (("md", "table.md"), ("html", "table.html"), ("junit", "junit.xml"), ("json", "table.json")):
+        (run_dir.path / name).write_text(render(records, fmt, title="nfslab compatibility", meta=meta))
+
+
+@app.command()
+def table(run_dir: Path = typer.Argument(..., help="a run directory (runs/<run-id>)"),
+          fmt: str = typer.Option("md", "--format", "-f", help="md | html | json | junit"),
+          output: Optional[Path] = typer.Option(None, "--output", "-o", help="write here instead of stdout")):
+    """Render a run's compatibility table."""
+    from .report import FORMATS, render
+    from .results import RunDir
+    if fmt not in FORMATS:
+        raise Usage(f"unknown format '{fmt}' (allowed: {', '.join(FORMATS)})")
+    if not run_dir.is_dir():
+        raise Usage(f"{run_dir}: no such run directory")
+    rd = RunDir(run_dir)
+    text = render(rd.records(), fmt, title="nfslab compatibility", meta=rd.meta())
+    if output:
+        output.write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
+@app.command()
+def merge(dest: Path = typer.Argument(..., help="the merged run directory (created)"),
+          sources: list[Path] = typer.Argument(..., help="run directories to merge (xdist workers, CI shards)")):
+    """Merge run directories into one; the latest result of a cell wins."""
+    from .results import merge as merge_runs
+    for s in sources:
+        if not s.is_dir():
+            raise Usage(f"{s}: no such run directory")
+    merged = merge_runs(dest, sources)
+    _progress(f"{len(merged.records())} cells in {merged.path}")
+
+
+@app.command()
+def clean(keep_host: bool = typer.Option(False, help="remove topologies only; keep the namespace and libvirtd")):
+    """Remove everything the lab created: VMs, snapshots, volumes, networks, then libvirtd and the namespace."""
+    from .cleanup import clean_everything
+    from .host import require_root
+    require_root()
+    removed = clean_everything(keep_host=keep_host)
+    for r in removed:
+        _progress(f"removed {r}")
+    _progress("nothing to remove" if not removed else f"{len(removed)} removed")
+
+
+def _fail(message: str, code: int) -> None:
+    """One line on stderr, never wrapped, never a traceback."""
+    print(f"lab: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except (SpecError, Usage, HostNotReady) as e:
+        _fail(str(e), 2)
+    except LabError as e:
+        _fail(str(e), 3)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:
+        if hasattr(e, "show") and hasattr(e, "exit_code"):  # click's usage errors (vendored by typer)
+            e.show()
+            sys.exit(2 if e.exit_code else 0)
+        if type(e).__name__ == "Abort":
+            sys.exit(130)
+        raise

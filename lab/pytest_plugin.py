@@ -1,0 +1,195 @@
+"""`pytest --matrix`: one test per matrix cell, grouped by kernel for xdist, the table in the terminal summary.
+
+Only wiring lives here (testinfra-style); the work is `runner.Runner`. Design points from pytest-xdist's tracker:
+- cells carry their `xdist_group` mark from creation, and our collection hook runs first (#1241, #1253);
+- each worker owns at most one topology; topology and host cleanup does not rely on worker teardown (#537, #679):
+  the controller removes whatever this run's state files still name in `pytest_unconfigure`;
+- the run directory is chosen once by the controller and handed to the workers (`workerinput`).
+
+Outcomes: pass → PASSED; a kernel failure → FAILED (or XFAIL when history expects it, strict so a kernel that
+starts passing shows as XPASS(strict) → FAILED); a lab failure → ERROR (raised in setup); a kernel that cannot be
+had → SKIPPED with the reason.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from .paths import PROJECT
+
+RUNNER_KEY = pytest.StashKey()
+MATRIX_KEY = pytest.StashKey()
+RUN_DIR_KEY = pytest.StashKey()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("nfslab", "nfslab compatibility matrix")
+    group.addoption("--matrix", nargs="?", const="matrix.yaml", default=None, metavar="PATH",
+                    help="run the NFS compatibility matrix (default file: ./matrix.yaml, else nfslab's own) "
+                         "instead of the collected tests: one test per cell, real VMs")
+    group.addoption("--kernels", default=None, metavar="A,B",
+                    help="with --matrix: only these kernel rows (names from kernels/*.yaml)")
+    group.addoption("--run-dir", default=None, metavar="DIR",
+                    help="with --matrix: write results here (default runs/<run-id>); an existing run dir resumes: "
+                         "cells with a kernel result are not run again")
+    group.addoption("--lab-keep-host", action="store_true",
+                    help="with --matrix: leave the lab namespace and libvirtd running afterwards (faster reruns)")
+
+
+def _matrix_path(option: str) -> Path:
+    path = Path(option)
+    if not path.exists() and option == "matrix.yaml":
+        return PROJECT / "matrix.yaml"
+    return path
+
+
+def _is_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config):
+    if not config.getoption("--matrix"):
+        return
+    from .results import RunDir
+    from .spec import SpecError, load_matrix
+    try:
+        matrix = load_matrix(_matrix_path(config.getoption("--matrix")))
+        kernels = config.getoption("--kernels")
+        cells = matrix.cells(kernels.split(",") if kernels else None)
+    except SpecError as e:
+        raise pytest.UsageError(str(e)) from None
+    config.stash[MATRIX_KEY] = (matrix, cells)
+    if _is_worker(config):
+        run_dir = RunDir(config.workerinput["nfslab_run_dir"])
+    elif config.getoption("--run-dir"):
+        run_dir = RunDir(Path(config.getoption("--run-dir")))
+        run_dir.path.mkdir(parents=True, exist_ok=True)
+    else:
+        run_dir = RunDir.create(Path("runs"))
+    config.stash[RUN_DIR_KEY] = run_dir
+    if not _is_worker(config):
+        run_dir.write_meta({**run_dir.meta(), "matrix": str(matrix.path), "kernels": [k.name for k in matrix.kernels],
+                            "axes": matrix.axes, "command": "pytest " + " ".join(config.invocation_params.args)})
+
+
+def pytest_configure_node(node):
+    """xdist controller → worker: every worker writes into the controller's run directory."""
+    node.workerinput["nfslab_run_dir"] = str(node.config.stash[RUN_DIR_KEY].path)
+
+
+def pytest_ignore_collect(collection_path, config):
+    """With --matrix the matrix is the test suite; the project's own tests are not collected."""
+    if config.getoption("--matrix"):
+        return True
+    return None
+
+
+class CellError(Exception):
+    """A lab failure (not a kernel result): shown as ERROR with the failing step and its log."""
+
+
+class CellCollector(pytest.Collector):
+    def collect(self):
+        return []
+
+
+class CellItem(pytest.Item):
+    def __init__(self, *, cell, kernel, **kwargs):
+        super().__init__(**kwargs)
+        self.cell = cell
+        self.record = None
+        self.add_marker(pytest.mark.xdist_group(cell.group))
+        self.add_marker(pytest.mark.cell)
+        if kernel.expected(cell.params) == "fail":
+            notes = [e.note for e in kernel.expect if e.matches(cell.params) and e.note]
+            self.add_marker(pytest.mark.xfail(strict=True, raises=AssertionError,
+                                              reason=notes[0] if notes else "history says this cell fails"))
+
+    def setup(self):
+        runner = _runner(self.config)
+        self.record = runner.run_cell(self.cell)
+        verdict = self.record.verdict_obj
+        if verdict.status == "skip":
+            pytest.skip(verdict.reason)
+        if verdict.status == "error":
+            raise CellError(f"{verdict.reason}: {verdict.detail}")
+
+    def runtest(self):
+        verdict = self.record.verdict_obj
+        if verdict.status != "pass":
+            raise AssertionError(f"{self.cell.id}: {verdict.summary()} (logs: "
+                                 f"{self.config.stash[RUN_DIR_KEY].path / self.record.logs})")
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, (AssertionError, CellError)):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.config.stash[MATRIX_KEY][0].path, None, self.cell.id
+
+
+def _runner(config):
+    if RUNNER_KEY not in config.stash:
+        from .runner import Runner
+        matrix, _ = config.stash[MATRIX_KEY]
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        verbose = config.getoption("verbose") > 0 and not _is_worker(config)
+
+        def progress(msg: str) -> None:
+            if verbose and reporter is not None:
+                reporter.write_line(f"[nfslab] {msg}")
+        config.stash[RUNNER_KEY] = Runner(matrix, config.stash[RUN_DIR_KEY], progress=progress)
+    return config.stash[RUNNER_KEY]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session, config, items):
+    if not config.getoption("--matrix"):
+        return
+    matrix, cells = config.stash[MATRIX_KEY]
+    finished = config.stash[RUN_DIR_KEY].finished_cells() if config.getoption("--run-dir") else set()
+    parent = CellCollector.from_parent(session, name=str(matrix.path.name))
+    items[:] = [CellItem.from_parent(parent, name=cell.id, cell=cell, kernel=matrix.kernel(cell.kernel))
+                for cell in cells if cell.id not in finished]
+
+
+def pytest_sessionfinish(session):
+    config = session.config
+    if RUNNER_KEY in config.stash:
+        config.stash.pop(RUNNER_KEY).close()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if not config.getoption("--matrix") or RUN_DIR_KEY not in config.stash:
+        return
+    from .report import render, render_terminal
+    run_dir = config.stash[RUN_DIR_KEY]
+    records = run_dir.records()
+    if not records:
+        return
+    meta = run_dir.meta()
+    for fmt, name in (("md", "table.md"), ("html", "table.html"), ("junit", "junit.xml"), ("json", "table.json")):
+        (run_dir.path / name).write_text(render(records, fmt, title="nfslab compatibility", meta=meta))
+    terminalreporter.section("nfslab compatibility table")
+    from rich.console import Console
+    console = Console(file=terminalreporter._tw._file, force_terminal=terminalreporter.hasmarkup,
+                      width=max(terminalreporter._tw.fullwidth, 100))
+    console.print(render_terminal(records))
+    terminalreporter.write_line(f"run directory: {run_dir.path} (table.md, table.html, junit.xml, logs/)")
+
+
+def pytest_unconfigure(config):
+    """Controller (or a run without xdist): remove this run's topologies, then the host unless asked to keep it."""
+    if not config.getoption("--matrix") or _is_worker(config) or RUN_DIR_KEY not in config.stash:
+        return
+    if os.geteuid() != 0:
+        return
+    from .cleanup import clean_everything, clean_topologies, topology_dirs
+    from .host import Host
+    host = Host()
+    clean_topologies(host, config.stash[RUN_DIR_KEY].path)
+    if not config.getoption("--lab-keep-host") and not topology_dirs(host.home):
+        clean_everything(host.home)  # no other run is using the host
