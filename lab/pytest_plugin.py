@@ -128,7 +128,8 @@ class CellItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
-        return self.config.stash[MATRIX_KEY][0].path, None, self.cell.id
+        # not the bare id: pytest would show its dots as "::" (debian-6::1)
+        return self.config.stash[MATRIX_KEY][0].path, None, f"cell {self.cell.id}"
 
 
 def _runner(config):
@@ -154,6 +155,8 @@ def pytest_collection_modifyitems(session, config, items):
     parent = CellCollector.from_parent(session, name=str(matrix.path.name))
     items[:] = [CellItem.from_parent(parent, name=cell.id, cell=cell, kernel=matrix.kernel(cell.kernel))
                 for cell in cells if cell.id not in finished]
+    # the cells did not come from a collector pytest walked; report them so "collected N items" is true
+    config.hook.pytest_collectreport(report=pytest.CollectReport(parent.nodeid, "passed", None, list(items)))
 
 
 def pytest_sessionfinish(session):

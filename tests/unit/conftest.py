@@ -32,3 +32,20 @@ class Golden:
 @pytest.fixture
 def golden() -> Golden:
     return Golden(update=os.environ.get("UPDATE_GOLDEN") == "1")
+
+
+@pytest.fixture
+def pytester_items(tmp_path):
+    """The cell items `pytest --matrix` builds, collected in-process (no VMs are touched)."""
+    import subprocess  # noqa: F401  (keeps the fixture self-contained)
+
+    from lab.paths import PROJECT
+    collected = []
+
+    class Grab:
+        def pytest_collection_finish(self, session):
+            collected.extend(session.items)
+
+    pytest.main(["-p", "no:cacheprovider", "--collect-only", "-q", f"--matrix={PROJECT / 'matrix.yaml'}",
+                 "--kernels", "mainline-4.19", str(tmp_path)], plugins=[Grab()])
+    return collected

@@ -1,0 +1,54 @@
+"""The command line as a user meets it: lists, one-line errors with exit code 2, never a traceback."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lab.paths import PROJECT
+
+
+def lab(*args, cwd=None):
+    return subprocess.run([sys.executable, "-c", "from lab.cli import main; main()", *args], capture_output=True,
+                          text=True, cwd=cwd or PROJECT)
+
+
+def test_list_json_covers_every_kernel():
+    r = lab("list", "--json")
+    assert r.returncode == 0, r.stderr
+    cells = json.loads(r.stdout)
+    assert len(cells) >= 32
+    kernels = {c["kernel"] for c in cells}
+    assert {"centos7-3.10", "ubuntu1604-4.4", "debian-6.1", "debian-6.1-nofix", "debian-5.10", "debian-6.12",
+            "mainline-4.19", "mainline-4.19-fix"} <= kernels
+    assert "debian-6.1/vers=4.0/leases=on" in {c["id"] for c in cells}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["list", "--kernels", "nope"], "unknown kernel 'nope'"),
+    (["list", "--matrix", "/nonexistent/matrix.yaml"], "/nonexistent/matrix.yaml: no such file"),
+    (["table", "/nonexistent/run"], "/nonexistent/run: no such run directory"),
+    (["table", str(PROJECT), "--format", "pdf"], "unknown format 'pdf'"),
+    (["nosuchcommand"], "No such command"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    r = lab(*args)
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_bad_matrix_gives_file_and_line(tmp_path):
+    bad = tmp_path / "matrix.yaml"
+    bad.write_text((PROJECT / "matrix.yaml").read_text().replace('vers: ["4.0", "4.1"]', 'vers: ["4.0", "4.3"]'))
+    (tmp_path / "kernels").symlink_to(PROJECT / "kernels")
+    r = lab("list", "--matrix", str(bad))
+    assert r.returncode == 2
+    line = next(i for i, l in enumerate(bad.read_text().splitlines(), 1) if "4.3" in l)
+    assert f"matrix.yaml:{line}: unknown mount option 'vers=4.3'" in r.stderr
+
+
+def test_help_explains_the_commands():
+    r = lab("--help")
+    for command in ("setup", "run", "list", "table", "merge", "clean", "box"):
+        assert command in r.stdout

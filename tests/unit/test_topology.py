@@ -1,0 +1,64 @@
+"""The topology value and its rendered Vagrantfile (golden), the IP plan, the libvirt network XML."""
+from pathlib import Path
+
+from lab import topology
+from lab.paths import LabHome
+from lab.state import StateFile
+
+KERNEL = topology.KernelFiles(Path("/var/lib/nfslab/boxes/b/vmlinuz"), Path("/var/lib/nfslab/boxes/b/initrd"),
+                              "6.1.0-50-cloud-amd64")
+
+
+def sample(driver="qemu"):
+    return topology.plan(lab_id="abc123", slot=3, kernel_name="debian-6.1", box="nfslab-bookworm-000000000000",
+                         server_kernel=KERNEL, client_kernel=KERNEL, ssh_key=Path("/var/lib/nfslab/ssh/id_ed25519"),
+                         driver=driver, emulator=Path("/var/lib/nfslab/bin/qemu-tcg"))
+
+
+def test_vagrantfile_matches_golden(golden):
+    golden.check("Vagrantfile.tcg", topology.render_vagrantfile(sample()))
+
+
+def test_vagrantfile_with_kvm_matches_golden(golden):
+    golden.check("Vagrantfile.kvm", topology.render_vagrantfile(sample("kvm")))
+
+
+def test_kvm_topology_drops_the_tcg_wrapper():
+    assert sample("kvm").emulator is None
+    assert "emulator_path" not in topology.render_vagrantfile(sample("kvm"))
+
+
+def test_ip_plan_and_names():
+    t = sample()
+    assert [m.name for m in t.machines] == ["server", "alice", "bob"]
+    assert [m.nfs_ip for m in t.machines] == ["192.168.203.10", "192.168.203.11", "192.168.203.12"]
+    assert t.mgmt.cidr == "192.168.103.0/24" and t.nfs.cidr == "192.168.203.0/24"
+    assert t.domains == ["nfslab-abc123-server", "nfslab-abc123-alice", "nfslab-abc123-bob"]
+    alice = t.machine("alice")
+    assert "nfslab.name=alice" in alice.cmdline and "nfslab.ip=192.168.203.11/24" in alice.cmdline
+    assert "init=/sbin/lab-init" in alice.cmdline
+
+
+def test_bridge_names_fit_the_kernel_limit():
+    for slot in (0, topology.MAX_SLOTS - 1):
+        for net in topology.networks_for_slot("ffffff", slot):
+            assert len(net.bridge) <= 15
+
+
+def test_networks_are_isolated_and_fast():
+    mgmt, nfs = topology.networks_for_slot("abc123", 0)
+    xml = topology.network_xml(mgmt, dhcp=True)
+    assert "<forward" not in xml                 # nothing routed out of the namespace
+    assert "no-ping" in xml and "<dhcp>" in xml
+    assert "<dhcp>" not in topology.network_xml(nfs, dhcp=False)
+
+
+def test_slots_skip_live_topologies(tmp_path):
+    home = LabHome(tmp_path)
+    home.topologies.mkdir(parents=True)
+    StateFile(home.topologies / "a" / "state.json").set("slot", 0)
+    StateFile(home.topologies / "b" / "state.json").set("slot", 1)
+    dead = StateFile(home.topologies / "c" / "state.json")
+    dead.set("slot", 2)
+    dead.set("destroyed", True)
+    assert topology.allocate_slot(home) == 2
