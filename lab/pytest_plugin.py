@@ -161,8 +161,10 @@ def pytest_collection_modifyitems(session, config, items):
 
 def pytest_sessionfinish(session):
     config = session.config
-    if RUNNER_KEY in config.stash:
-        config.stash.pop(RUNNER_KEY).close()
+    runner = config.stash.get(RUNNER_KEY, None)
+    if runner is not None:
+        del config.stash[RUNNER_KEY]
+        runner.close()
 
 
 def pytest_terminal_summary(terminalreporter, config):
