@@ -74,7 +74,8 @@ class Criteria:
 
 
 def _seconds(value: float) -> str:
-    return f"{value:g}s"
+    """Tenths are all a 0.5 s read interval can tell apart: 25.732 → 25.7s, 18.0 → 18s."""
+    return f"{round(value, 1):g}s"
 
 
 @dataclass

@@ -158,7 +158,7 @@ class Runner:
         exp = self.matrix.experiment
         self.progress(f"{cell.id}: rename experiment ({exp.duration:.0f}s)")
         obs = rename.run(lab.remotes[topology.ALICE], lab.remotes[topology.BOB],
-                         rename.RenameSettings(duration=exp.duration, interval=exp.interval), setup)
+                         rename.RenameSettings(duration=exp.duration, interval=exp.interval, settle=exp.settle), setup)
         obs.meta.update({"server": server_info, "mounts": mounts, "client_release": release,
                          "server_release": lab.server.run("uname -r").stdout.strip(), "timings": dict(lab.timings)})
         (log_dir / "timeline.txt").write_text(

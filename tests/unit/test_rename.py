@@ -33,3 +33,18 @@ def test_alice_holds_the_file_open_and_reads_by_name():
 def test_stat_before_open_axis_changes_the_loop():
     script = rename.alice_script(rename.RenameSettings(duration=30, interval=0.5), stat_before_open=True)
     assert "stat test1.txt >/dev/null" in script
+
+
+def reads(*pairs):
+    from lab.outcome import Read
+    return [Read(t, kind) for t, kind in pairs]
+
+
+def test_settled_needs_unbroken_new_data_for_settle_seconds():
+    assert rename.settled(reads((-0.5, "old"), (0.5, "new"), (3.0, "new"), (5.6, "new")), settle=5)
+    assert not rename.settled(reads((0.5, "new"), (3.0, "new")), settle=5)
+    # ESTALE in between restarts the clock
+    assert not rename.settled(reads((0.5, "new"), (3.0, "estale"), (5.6, "new"), (8.0, "new")), settle=5)
+    assert rename.settled(reads((0.5, "estale"), (3.0, "new"), (8.1, "new")), settle=5)
+    assert not rename.settled(reads((0.5, "old"), (30.0, "old")), settle=5)
+    assert not rename.settled(reads((0.5, "new"), (30.0, "new")), settle=0)   # early stop off

@@ -41,7 +41,7 @@ def test_default_matrix_expands_to_36_cells_kernel_major(matrix):
 
 def test_default_experiment_durations_are_seconds(matrix):
     e = matrix.experiment
-    assert (e.name, e.duration, e.interval, e.pass_within, e.repeats, e.settle) == ("rename", 30, 0.5, 2, 1, 5)
+    assert (e.name, e.duration, e.interval, e.pass_within, e.repeats, e.settle) == ("rename", 60, 0.5, 2, 1, 5)
     assert e.name in EXPERIMENTS
 
 
