@@ -14,12 +14,12 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import LabError
+from .initrd import BOOT_MODULES, build_initrd
 from .paths import PREFIX, LabHome
 from .proc import run
 
@@ -29,9 +29,6 @@ PACKAGES = ("openssh-server", "sudo", "nfs-kernel-server", "nfs-common", "linux-
 #: bumped when the build steps change in a way the hashed inputs do not show
 RECIPE_VERSION = "3"
 GUEST = Path(__file__).parent / "guest"
-#: the virtio drivers the Debian cloud kernel has as modules; they must load before / can be mounted
-INITRD_MODULES = ("virtio", "virtio_ring", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci",
-                  "virtio_blk")
 IMAGE_SIZE = "3G"
 
 
@@ -79,7 +76,7 @@ def box_inputs(home: LabHome) -> dict:
         "recipe": RECIPE_VERSION,
         "suite": SUITE,
         "packages": sorted(PACKAGES),
-        "initrd_modules": list(INITRD_MODULES),
+        "initrd_modules": list(BOOT_MODULES),
         "guest": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(GUEST.iterdir())},
         "ssh_pub": ensure_ssh_key(home).with_suffix(".pub").read_text().strip(),
     }
@@ -114,7 +111,7 @@ def ensure_box(home: LabHome, progress=lambda msg: None) -> Box:
     progress("customizing the root filesystem")
     customize(box, home)
     progress("building the initramfs and the disk image")
-    build_initrd(box.rootfs, box.dir / "initrd")
+    build_initrd(box.rootfs / "lib/modules" / kernel_release(box.rootfs), box.dir / "initrd")
     make_image(box)
     progress(f"registering Vagrant box {name}")
     register(box, home)
@@ -184,46 +181,6 @@ def kernel_release(rootfs: Path) -> str:
     if not releases:
         raise LabError("box: kernel", f"no kernel modules under {rootfs}/lib/modules")
     return releases[-1]
-
-
-def build_initrd(rootfs: Path, out: Path, release: str | None = None) -> Path:
-    """A busybox initramfs that loads the virtio disk modules of `release` from `rootfs` and switch_roots."""
-    release = release or kernel_release(rootfs)
-    work = out.with_name(out.name + ".d")
-    shutil.rmtree(work, ignore_errors=True)
-    for d in ("bin", "lib/modules", "proc", "sys", "dev", "newroot"):
-        (work / d).mkdir(parents=True, exist_ok=True)
-    busybox = shutil.which("busybox") or "/bin/busybox"
-    shutil.copyfile(busybox, work / "bin/busybox")
-    (work / "bin/busybox").chmod(0o755)
-    order = []
-    moddir = rootfs / "lib/modules" / release
-    for mod in INITRD_MODULES:
-        found = list(moddir.rglob(f"{mod}.ko*"))
-        if found:
-            _copy_module(found[0], work / "lib/modules" / f"{mod}.ko")
-            order.append(mod)
-    (work / "modules.order").write_text("\n".join(order) + "\n")
-    shutil.copyfile(GUEST / "initramfs-init", work / "init")
-    (work / "init").chmod(0o755)
-    files = subprocess.run(["find", "."], cwd=work, capture_output=True, check=True).stdout
-    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=work, input=files, capture_output=True,
-                          check=True).stdout
-    gz = subprocess.run(["gzip", "-1"], input=cpio, capture_output=True, check=True).stdout
-    out.write_bytes(gz)
-    out.chmod(0o644)
-    shutil.rmtree(work)
-    return out
-
-
-def _copy_module(src: Path, dest: Path) -> None:
-    """busybox insmod cannot read compressed modules; Debian 6.1 ships plain .ko, newer ones .ko.xz."""
-    if src.suffix == ".xz":
-        dest.write_bytes(subprocess.run(["xz", "-dc", str(src)], capture_output=True, check=True).stdout)
-    elif src.suffix == ".zst":
-        dest.write_bytes(subprocess.run(["zstd", "-dcq", str(src)], capture_output=True, check=True).stdout)
-    else:
-        shutil.copyfile(src, dest)
 
 
 def make_image(box: Box) -> None:

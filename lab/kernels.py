@@ -6,16 +6,23 @@ which makes every cell of that kernel SKIP with the reason — never a FAIL, nev
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 from pathlib import Path
 
+from . import debian, initrd
 from .boxes import Box, is_registered, kernel_release
 from .errors import KernelUnavailable
 from .paths import LabHome
+from .proc import run
 from .spec import Kernel
 from .topology import KernelFiles
 
 BOX_SUITE = "bookworm"
 BOX_KERNEL_PACKAGE = "linux-image-cloud-amd64"
+#: bumped when module builds change in a way their inputs do not show
+MODULE_RECIPE = "1"
 
 SOURCES = {}
 
@@ -38,13 +45,57 @@ def resolve(kernel: Kernel, home: LabHome, box: Box) -> KernelFiles:
 
 @source("deb")
 def deb_kernel(kernel: Kernel, home: LabHome, box: Box) -> KernelFiles:
-    """A Debian kernel package. The lab box's own kernel (bookworm cloud) is used straight from the box; other
-    suites need the package fetched and its modules handed to the guest, which this version does not do yet."""
+    """A Debian kernel package. The box's own kernel (bookworm cloud) is used straight from the box; any other
+    is fetched with a private apt config, unpacked, and its modules handed to the guest in the initramfs."""
     suite, package = kernel.source["suite"], kernel.source["package"]
-    if suite == BOX_SUITE and package == BOX_KERNEL_PACKAGE:
+    if suite == BOX_SUITE and package == BOX_KERNEL_PACKAGE and not kernel.source.get("version"):
         return box_kernel_files(box)
-    raise KernelUnavailable(f"deb {package} from {suite}: fetching kernels from other suites is not implemented "
-                            f"in this version of nfslab (only {BOX_SUITE}'s {BOX_KERNEL_PACKAGE} is)")
+    return fetched_deb_kernel(home, suite, package, kernel.source.get("version"))
+
+
+def fetched_deb_kernel(home: LabHome, suite_name: str, package: str, version: str | None = None) -> KernelFiles:
+    """Download + unpack + payload + initrd, cached per concrete package and version (~20 s cold, 0 s warm)."""
+    log = home.kernels / "fetch.log"
+    suite = debian.Suite(home.root / "apt", suite_name, log)
+    try:
+        suite.update()
+    except KernelUnavailable:
+        cached = sorted(home.kernels.glob(f"deb-{suite_name}-*/done"))
+        if cached:  # offline: the newest kernel fetched before
+            return _deb_files(cached[-1].parent)
+        raise
+    image = debian.image_package(suite, package)
+    if version:
+        image = f"{image}={version}"
+    resolved = version or suite.version(image)
+    out = home.kernels / f"deb-{suite_name}-{image.split('=')[0]}-{resolved}".replace(":", "_").replace("~", "_")
+    if (out / "done").exists():
+        return _deb_files(out)
+    shutil.rmtree(out, ignore_errors=True)
+    deb = suite.download(image, out / "deb")
+    root = out / "root"
+    run(["dpkg-deb", "-x", str(deb), str(root)], step=f"unpack {deb.name}", timeout=300, log=log)
+    modules_root = root / "lib/modules" if (root / "lib/modules").is_dir() else root / "usr/lib/modules"
+    release = sorted(p.name for p in modules_root.iterdir())[-1]
+    if not (root / "lib/modules").exists():
+        (root / "lib").mkdir(exist_ok=True)
+        (root / "lib/modules").symlink_to(modules_root)
+    run(["depmod", "-b", str(root), release], step=f"depmod {release}", timeout=300, log=log)
+    payload = initrd.module_payload(modules_root / release, release, out / "payload")
+    initrd.build_initrd(modules_root / release, out / "initrd", payload)
+    shutil.copyfile(root / "boot" / f"vmlinuz-{release}", out / "vmlinuz")
+    (out / "vmlinuz").chmod(0o644)
+    (out / "release").write_text(release + "\n")
+    for tmp in (root, payload, out / "deb"):
+        shutil.rmtree(tmp)
+    (out / "done").write_text(f"{suite_name} {image} {resolved}\n")
+    return _deb_files(out)
+
+
+def _deb_files(out: Path) -> KernelFiles:
+    for d in (out.parent, out):
+        d.chmod(0o755)
+    return KernelFiles(vmlinuz=out / "vmlinuz", initrd=out / "initrd", release=(out / "release").read_text().strip())
 
 
 def box_kernel_files(box: Box) -> KernelFiles:
@@ -68,13 +119,102 @@ def vagrant_box_kernel(kernel: Kernel, home: LabHome, box: Box) -> KernelFiles:
 @source("build")
 def built_kernel(kernel: Kernel, home: LabHome, box: Box) -> KernelFiles:
     scope = kernel.source.get("scope", "full")
-    raise KernelUnavailable(f"build ({scope}) of {kernel.source['tree']}: kernel builds are not implemented in this "
-                            f"version of nfslab")
+    if scope == "module:fs/nfs":
+        return module_build(kernel, home, box)
+    raise KernelUnavailable(f"build ({scope}) of {kernel.source['tree']}: full kernel builds are not implemented "
+                            f"in this version of nfslab")
 
 
-def server_kernel(home: LabHome, box: Box) -> KernelFiles:
-    """The fixed server side: the box's bookworm kernel (matrix.yaml `server:` names its spec)."""
-    return box_kernel_files(box)
+def patch_files(kernel: Kernel) -> list[Path]:
+    """Patches named in the spec, relative to its kernels/ directory; a missing one is the spec's fault."""
+    paths = [kernel.path.parent / p for p in kernel.source.get("patches", [])]
+    for p in paths:
+        if not p.exists():
+            raise KernelUnavailable(f"{kernel.path}: patch {p} does not exist")
+    return paths
+
+
+def build_key(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:12]
+
+
+def module_build(kernel: Kernel, home: LabHome, box: Box) -> KernelFiles:
+    """fs/nfs rebuilt out of tree from Debian's linux-source of the box kernel's exact version, against that
+    kernel's headers, then shipped in the initramfs as `updates/` modules that modprobe prefers (~70 s cold at
+    -j2, cached by release + source version + patches)."""
+    if kernel.source.get("tree") != "linux-source-6.1":
+        raise KernelUnavailable(f"module build from tree {kernel.source.get('tree')!r}: only the Debian package "
+                                f"linux-source-6.1 is supported for module builds")
+    base = box_kernel_files(box)
+    patches = patch_files(kernel)
+    log = home.kernels / f"build-{kernel.name}.log"
+    suite = debian.Suite(home.root / "apt", BOX_SUITE, log)
+    suite.update()
+    version = suite.version(f"linux-image-{base.release}")
+    key = build_key(MODULE_RECIPE, base.release, version, *(p.read_bytes() for p in patches))
+    out = home.kernels / f"build-{kernel.name}-{key}"
+    files = KernelFiles(base.vmlinuz, out / "initrd", base.release, nfs_modules="updates")
+    if (out / "done").exists():
+        return files
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    src = _nfs_source(home, suite, version, out / "src", log)
+    for p in patches:
+        run(["patch", "-p1", "-d", str(src), "-i", str(p)], step=f"build: apply {p.name}", timeout=60, log=log)
+    headers = _headers(home, suite, base.release, version, log)
+    run(["make", "-C", str(headers), f"M={src / 'fs/nfs'}", f"-j{os.cpu_count() or 2}", "modules"],
+        step=f"build: {kernel.name} fs/nfs", timeout=1800, log=log,
+        env=dict(os.environ, DEBIAN_KERNEL_USE_CCACHE="1") if shutil.which("ccache") else None)
+    built = {f"updates/{ko.name}": ko for ko in sorted((src / "fs/nfs").rglob("*.ko"))}
+    modules = box.rootfs / "lib/modules" / base.release
+    payload = initrd.module_payload(modules, base.release, out / "payload", extra=built)
+    initrd.build_initrd(modules, out / "initrd", payload)
+    shutil.rmtree(out / "payload")
+    (out / "modules").write_text("\n".join(sorted(built)) + "\n")
+    (out / "done").write_text(f"{base.release} {version} {' '.join(p.name for p in patches)}\n")
+    out.chmod(0o755)
+    return files
+
+
+def _nfs_source(home: LabHome, suite: debian.Suite, version: str, dest: Path, log: Path) -> Path:
+    """fs/nfs of linux-source-6.1=<version>, extracted once into a cache and copied per build."""
+    cache = home.kernels / "src" / f"linux-source-6.1_{version}"
+    if not (cache / "fs/nfs/Makefile").exists():
+        deb = suite.download(f"linux-source-6.1={version}", home.kernels / "src" / "deb")
+        tmp = cache.with_name(cache.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        run(["sh", "-c", f"dpkg-deb --fsys-tarfile {deb} | tar -xO ./usr/src/linux-source-6.1.tar.xz "
+                         f"| tar -xJ -C {tmp} --strip-components=1 --wildcards 'linux-source-6.1/fs/nfs/*'"],
+            step="build: unpack linux-source-6.1", timeout=900, log=log)
+        shutil.rmtree(cache, ignore_errors=True)
+        tmp.rename(cache)
+        deb.unlink()
+    shutil.copytree(cache, dest, symlinks=True)
+    return dest
+
+
+def _headers(home: LabHome, suite: debian.Suite, release: str, version: str, log: Path) -> Path:
+    """linux-headers-<release> with its -common and kbuild packages unpacked into a private root; Debian's
+    Makefile includes the -common tree by absolute path, so that include is pointed into the private root."""
+    root = home.kernels / "headers" / release
+    tree = root / "usr/src" / f"linux-headers-{release}"
+    if not (root / "done").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        packages = [f"linux-headers-{release}"] + [d for d in suite.depends(f"linux-headers-{release}")
+                                                   if d.startswith(("linux-headers-", "linux-kbuild-"))]
+        for pkg in packages:
+            deb = suite.download(f"{pkg}={version}", root / "deb")
+            run(["dpkg-deb", "-x", str(deb), str(root)], step=f"build: unpack {pkg}", timeout=300, log=log)
+        shutil.rmtree(root / "deb")
+        makefile = tree / "Makefile"
+        makefile.write_text(makefile.read_text().replace("include /usr/src/", f"include {root}/usr/src/"))
+        (root / "done").write_text(version + "\n")
+    return tree
 
 
 def check_files(files: KernelFiles) -> KernelFiles:

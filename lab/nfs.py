@@ -81,9 +81,11 @@ def mount(client: Remote, server_ip: str, setup: CellSetup) -> dict:
 
     A server or client may silently fall back to another minor version; the table would then be wrong, so that
     is an ERROR, not a result."""
-    opts = ",".join(setup.mount_options)
+    # retry=0: a server that refuses is an ERROR at once instead of after mount's 2-minute retry loop;
+    # it changes nothing about caching, so the cell still tests what it asks for
+    opts = ",".join([*setup.mount_options, "retry=0"])
     client.run(f"mkdir -p {MOUNTPOINT}; umount -f {MOUNTPOINT} 2>/dev/null; "
-               f"mount -t nfs -o {opts} {server_ip}:{EXPORT} {MOUNTPOINT}", timeout=90, step=f"nfs: mount on {client.name}")
+               f"mount -t nfs -o {opts} {server_ip}:{EXPORT} {MOUNTPOINT}", timeout=60, step=f"nfs: mount on {client.name}")
     line = client.run(f"grep ' {MOUNTPOINT} ' /proc/mounts", check=False, step="nfs: check mount").stdout.strip()
     if not line:
         raise LabError(f"nfs: mount on {client.name}", f"{MOUNTPOINT} not in /proc/mounts after mount", client.log)
@@ -98,3 +100,14 @@ def mount(client: Remote, server_ip: str, setup: CellSetup) -> dict:
 
 def umount(client: Remote) -> None:
     client.run(f"umount -f {MOUNTPOINT} 2>/dev/null; true", step=f"nfs: umount on {client.name}")
+
+
+def client_module(client: Remote, expected_dir: str = "") -> str:
+    """Which nfsv4.ko the client loaded; a rebuilt module must come from `expected_dir` (e.g. updates/), or the
+    row would silently test the stock module."""
+    path = client.run("modinfo -n nfsv4 2>/dev/null; grep -q '^nfsv4 ' /proc/modules || echo not-loaded",
+                      check=False, step="nfs: check client module").stdout.strip()
+    if expected_dir and f"/{expected_dir}/" not in path:
+        raise LabError("nfs: check client module", f"expected nfsv4 from {expected_dir}/, loaded: {path}",
+                       client.log)
+    return path

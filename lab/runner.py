@@ -50,6 +50,7 @@ class KernelLab:
 
     live: topology.LiveTopology
     remotes: dict[str, Remote]
+    client_files: topology.KernelFiles
     fresh: bool = True          # just booted: the first cell needs no revert
     timings: dict = field(default_factory=dict)
 
@@ -155,11 +156,12 @@ class Runner:
         mounts = {name: nfs.mount(lab.remotes[name], lab.server_ip, setup)
                   for name in (topology.ALICE, topology.BOB)}
         release = lab.remotes[topology.ALICE].run("uname -r").stdout.strip()
+        nfs_module = nfs.client_module(lab.remotes[topology.ALICE], lab.client_files.nfs_modules)
         exp = self.matrix.experiment
         self.progress(f"{cell.id}: rename experiment ({exp.duration:.0f}s)")
         obs = rename.run(lab.remotes[topology.ALICE], lab.remotes[topology.BOB],
                          rename.RenameSettings(duration=exp.duration, interval=exp.interval, settle=exp.settle), setup)
-        obs.meta.update({"server": server_info, "mounts": mounts, "client_release": release,
+        obs.meta.update({"server": server_info, "mounts": mounts, "client_release": release, "nfs_module": nfs_module,
                          "server_release": lab.server.run("uname -r").stdout.strip(), "timings": dict(lab.timings)})
         (log_dir / "timeline.txt").write_text(
             "\n".join(f"{r.t:8.3f} {r.kind:7} {r.text}" for r in obs.reads) +
@@ -216,7 +218,7 @@ class Runner:
             live.create(progress=self.progress)
             remotes = {name: Remote(name, tgt.address, tgt.port, self.home.ssh_key, self.host.open_socket,
                                     topo_dir / f"{name}.log") for name, tgt in live.targets.items()}
-            lab = KernelLab(live, remotes, timings={"up_s": round(live.timings["up"], 1)})
+            lab = KernelLab(live, remotes, client, timings={"up_s": round(live.timings["up"], 1)})
             lab.timings["ssh_s"] = round(lab._each(lambda r: r.wait_ready(120)), 2)
             live.snapshot()
         except LabError as e:

@@ -45,6 +45,7 @@ class KernelFiles:
     initrd: Path | None
     release: str
     cmdline: str = ""          # extra kernel arguments this kernel needs
+    nfs_modules: str = ""      # where the NFS client modules must load from ("updates" for rebuilt ones)
 
 
 @dataclass(frozen=True)
