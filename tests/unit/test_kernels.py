@@ -35,10 +35,53 @@ def test_distribution_box_without_the_box_is_skipped_with_the_reason(matrix, box
         kernels.resolve(matrix.kernel("centos7-3.10"), LabHome(tmp_path), box)
 
 
-@pytest.mark.parametrize("name", ["mainline-4.19"])
-def test_unimplemented_sources_say_so(matrix, box, tmp_path, name):
-    with pytest.raises(KernelUnavailable, match="not implemented"):
-        kernels.resolve(matrix.kernel(name), LabHome(tmp_path), box)
+def test_config_fragment_options_must_survive_olddefconfig():
+    fragment = "# comment\nCONFIG_NFS_FS=y\nCONFIG_VIRTIO_BLK=y\n# CONFIG_MODULES is not set\n"
+    config = "CONFIG_NFS_FS=y\n# CONFIG_VIRTIO_BLK is not set\n"
+    assert kernels.config_missing(fragment, config) == ["CONFIG_VIRTIO_BLK"]
+
+
+def test_build_key_changes_with_any_input():
+    base = kernels.build_key("1", "tree", b"config", b"patch")
+    assert base == kernels.build_key("1", "tree", b"config", b"patch")
+    assert base != kernels.build_key("1", "tree", b"config")            # the -fix row differs from the plain one
+    assert base != kernels.build_key("1", "tree", b"config2", b"patch")
+
+
+def test_patches_of_the_fix_row_exist_and_a_missing_one_is_unavailable(matrix, tmp_path):
+    fix = matrix.kernel("mainline-4.19-fix")
+    assert [p.name for p in kernels.patch_files(fix)] == ["be189f7e-4.19.patch"]
+    broken = load_kernel_with(tmp_path, fix, patches=["patches/nope.patch"])
+    with pytest.raises(KernelUnavailable, match="nope.patch does not exist"):
+        kernels.patch_files(broken)
+
+
+def load_kernel_with(tmp_path, kernel, **source):
+    from dataclasses import replace
+    return replace(kernel, source={**kernel.source, **source}, path=tmp_path / kernel.path.name)
+
+
+def test_linux_tree_override(monkeypatch, matrix, tmp_path):
+    assert kernels.linux_tree(matrix.kernel("mainline-4.19")).name == "linux-4.19.1-pruned.tar.xz"
+    monkeypatch.setenv("NFSLAB_LINUX_TREE", str(tmp_path))
+    assert kernels.linux_tree(matrix.kernel("mainline-4.19")) == tmp_path
+    monkeypatch.setenv("NFSLAB_LINUX_TREE", str(tmp_path / "missing"))
+    with pytest.raises(KernelUnavailable, match="NFSLAB_LINUX_TREE"):
+        kernels.linux_tree(matrix.kernel("mainline-4.19"))
+
+
+def test_module_closure_follows_modules_dep(tmp_path):
+    from lab import initrd
+    (tmp_path / "modules.dep").write_text(
+        "kernel/fs/nfs/nfsv4.ko.xz: kernel/fs/nfs/nfs.ko.xz kernel/net/sunrpc/sunrpc.ko.xz\n"
+        "kernel/fs/nfs/nfs.ko.xz: kernel/net/sunrpc/sunrpc.ko.xz\n"
+        "kernel/net/sunrpc/sunrpc.ko.xz:\n"
+        "kernel/drivers/char/hw_random/virtio-rng.ko.xz:\n"
+        "kernel/fs/ext4/ext4.ko.xz:\n")
+    index = initrd.module_index(tmp_path)
+    assert initrd.module_closure(index, ["nfsv4", "virtio-rng", "not_a_module"]) == [
+        "kernel/drivers/char/hw_random/virtio-rng.ko.xz", "kernel/fs/nfs/nfs.ko.xz", "kernel/fs/nfs/nfsv4.ko.xz",
+        "kernel/net/sunrpc/sunrpc.ko.xz"]
 
 
 def test_missing_kernel_file_is_unavailable(box):
