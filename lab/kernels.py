@@ -35,12 +35,13 @@ def source(kind: str):
     return register
 
 
-def resolve(kernel: Kernel, home: LabHome, box: Box) -> KernelFiles:
-    """Files to boot `kernel`, or KernelUnavailable(reason)."""
+def resolve(kernel: Kernel, home: LabHome, box: Box, progress=lambda msg: None) -> KernelFiles:
+    """Files to boot `kernel`, or KernelUnavailable(reason). Fetches and builds say what they do via progress."""
     try:
         get = SOURCES[kernel.source_kind]
     except KeyError:
         raise KernelUnavailable(f"source kind '{kernel.source_kind}' is not supported") from None
+    progress(f"{kernel.name}: preparing kernel ({kernel.source_kind}; builds and downloads are cached)")
     return get(kernel, home, box)
 
 
@@ -207,8 +208,12 @@ def tree_identity(tree: Path, ref: str | None) -> str:
 def unpack_tree(tree: Path, ref: str | None, dest: Path, log: Path) -> None:
     dest.mkdir(parents=True)
     if tree.is_file():
-        run(["tar", "-xf", str(tree), "-C", str(dest), "--strip-components=1"], step="build: unpack tree",
-            timeout=900, log=log)
+        run(["tar", "-xf", str(tree), "-C", str(dest)], step="build: unpack tree", timeout=900, log=log)
+        entries = list(dest.iterdir())
+        if len(entries) == 1 and entries[0].is_dir():  # a tarball with a top directory (linux-4.19.1/)
+            inner = entries[0].rename(dest.with_name(dest.name + ".top"))
+            dest.rmdir()
+            inner.rename(dest)
     else:
         run(["sh", "-c", f"git -C {tree} archive {ref or 'HEAD'} | tar -x -C {dest}"], step="build: git archive",
             timeout=1800, log=log)

@@ -196,7 +196,8 @@ class Runner:
         self.lab_kernel, self.lab_error = kernel_name, None
         if self.box is None:
             self.prepare()
-        client = kernels.check_files(kernels.resolve(self.matrix.kernel(kernel_name), self.home, self.box))
+        client = kernels.check_files(kernels.resolve(self.matrix.kernel(kernel_name), self.home, self.box,
+                                                     self.progress))
         server = kernels.check_files(kernels.resolve(self.matrix.kernel(self.matrix.server), self.home, self.box))
         self.lab = self._boot(kernel_name, server, client)
         return self.lab

@@ -39,7 +39,7 @@ def test_unbootable_kernel_is_an_error_with_its_log(runner, monkeypatch):
     garbage.write_bytes(b"this is not a kernel\n" * 100)
     garbage.parent.chmod(0o755)
     # every VM of the topology gets it: qemu refuses it ("invalid kernel header") and vagrant up fails
-    monkeypatch.setattr(kernels, "resolve", lambda k, home, box: KernelFiles(garbage, None, "garbage"))
+    monkeypatch.setattr(kernels, "resolve", lambda *args, **kw: KernelFiles(garbage, None, "garbage"))
     record = runner.run_cell(cell(runner.matrix))
     assert record.status == "error", record.verdict
     assert record.verdict["reason"].startswith("topology"), record.verdict
