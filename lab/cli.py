@@ -26,7 +26,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                        "serve stale data after a rename-over (the be189f7e7f03 bug).")
 box_app = typer.Typer(no_args_is_help=True, help="The lab's Vagrant box.")
 app.add_typer(box_app, name="box")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)   # progress lines stay whole in logs and CI output
 out = Console()
 
 APT_PACKAGES = ("vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils debootstrap "

@@ -108,6 +108,7 @@ class Runner:
         self.lab: KernelLab | None = None
         self.lab_kernel: str | None = None
         self.lab_error: Verdict | None = None   # a kernel whose topology could not come up: its cells ERROR
+        self.unavailable: dict[str, KernelUnavailable] = {}   # kernels that cannot be had: asked once
 
     # ---- preparation -------------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -189,15 +190,24 @@ class Runner:
     # ---- topology per kernel -----------------------------------------------------------------------------
     def _lab_for(self, kernel_name: str) -> KernelLab:
         if self.lab_kernel == kernel_name and self.lab_error is not None:
-            raise LabError(self.lab_error.reason, self.lab_error.detail)
+            raise LabError(self.lab_error.reason, f"(as for this kernel's first cell) {self.lab_error.detail}")
         if self.lab is not None and self.lab_kernel == kernel_name:
             return self.lab
         self._close_lab()
+        if kernel_name in self.unavailable:
+            raise self.unavailable[kernel_name]
         self.lab_kernel, self.lab_error = kernel_name, None
         if self.box is None:
             self.prepare()
-        client = kernels.check_files(kernels.resolve(self.matrix.kernel(kernel_name), self.home, self.box,
-                                                     self.progress))
+        try:
+            client = kernels.check_files(kernels.resolve(self.matrix.kernel(kernel_name), self.home, self.box,
+                                                         self.progress))
+        except KernelUnavailable as e:
+            self.unavailable[kernel_name] = e
+            raise
+        except LabError as e:  # a failed build: its log is named once, the kernel's other cells reuse the error
+            self.lab_error = Verdict.error(e.step, e.message, e.log)
+            raise
         server = kernels.check_files(kernels.resolve(self.matrix.kernel(self.matrix.server), self.home, self.box))
         self.lab = self._boot(kernel_name, server, client)
         return self.lab
