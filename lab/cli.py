@@ -116,7 +116,7 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     from .host import require_root
     from .report import render_terminal
     from .results import RunDir
-    from .runner import Runner
+    from .runner import Runner, write_tables
     require_root()
     m, cells = _load(matrix, kernels)
     run_dir = RunDir(resume) if resume else RunDir.create(runs)
@@ -142,8 +142,7 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         clean_topologies(runner.host, run_dir.path)
         if not keep_host and not topology_dirs(runner.host.home):
             clean_everything(runner.host.home)
-    records = run_dir.records()
-    _write_tables(run_dir, records)
+    records = write_tables(run_dir)
     out.print(render_terminal(records))
     out.print(f"run directory: {run_dir.path}", highlight=False)
     if interrupted:
@@ -157,13 +156,6 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
-
-
-def _write_tables(run_dir, records) -> None:
-    from .report import render
-    meta = run_dir.meta()
-    for fmt, name in (("md", "table.md"), ("html", "table.html"), ("junit", "junit.xml"), ("json", "table.json")):
-        (run_dir.path / name).write_text(render(records, fmt, title="nfslab compatibility", meta=meta))
 
 
 @app.command()

@@ -170,14 +170,12 @@ def pytest_sessionfinish(session):
 def pytest_terminal_summary(terminalreporter, config):
     if not config.getoption("--matrix") or RUN_DIR_KEY not in config.stash:
         return
-    from .report import render, render_terminal
+    from .report import render_terminal
+    from .runner import write_tables
     run_dir = config.stash[RUN_DIR_KEY]
-    records = run_dir.records()
-    if not records:
+    if not run_dir.records():
         return
-    meta = run_dir.meta()
-    for fmt, name in (("md", "table.md"), ("html", "table.html"), ("junit", "junit.xml"), ("json", "table.json")):
-        (run_dir.path / name).write_text(render(records, fmt, title="nfslab compatibility", meta=meta))
+    records = write_tables(run_dir)
     terminalreporter.section("nfslab compatibility table")
     from rich.console import Console
     console = Console(file=terminalreporter._tw._file, force_terminal=terminalreporter.hasmarkup,

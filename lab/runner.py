@@ -250,6 +250,18 @@ class Runner:
         self._close_lab()
 
 
+TABLE_FILES = (("md", "table.md"), ("html", "table.html"), ("junit", "junit.xml"), ("json", "table.json"))
+
+
+def write_tables(run_dir: RunDir) -> list:
+    """Render the run's table in every format into the run directory; returns the records it used."""
+    from .report import render
+    records, meta = run_dir.records(), run_dir.meta()
+    for fmt, name in TABLE_FILES:
+        (run_dir.path / name).write_text(render(records, fmt, title="nfslab compatibility", meta=meta))
+    return records
+
+
 def _relative(log: str | None, base: Path) -> str | None:
     if not log:
         return None
