@@ -27,7 +27,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 box_app = typer.Typer(no_args_is_help=True, help="The lab's Vagrant box.")
 app.add_typer(box_app, name="box")
 console = Console(stderr=True, soft_wrap=True)   # progress lines stay whole in logs and CI output
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 200)   # a logged table keeps its cells whole
 
 APT_PACKAGES = ("vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils debootstrap "
                 "openssh-client dnsmasq-base iptables ebtables busybox-static e2fsprogs cpio kmod iproute2 xz-utils "

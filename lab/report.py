@@ -79,13 +79,21 @@ class Grid:
 
 
 def build_grid(records: list[ResultRecord], meta: dict | None = None) -> Grid:
-    """Rows in meta["kernels"] order (else first appearance); columns from meta["axes"] (else first appearance)."""
+    """Rows in meta["kernels"] order (else first appearance); columns from meta["axes"] (else first appearance).
+    A record's params are put in the axes' order first: stored JSON may list them in another order."""
     meta = meta or {}
+    axes = list(meta.get("axes") or [])
     rows = list(meta.get("kernels") or [])
     rows += [k for k in dict.fromkeys(r.kernel for r in records) if k not in rows]
     columns = _columns_from_axes(meta.get("axes")) if meta.get("axes") else []
-    columns += [c for c in dict.fromkeys(column_label(r.params) for r in records) if c not in columns]
-    return Grid(rows, columns, {(r.kernel, column_label(r.params)): r for r in records})
+    labels = {id(r): column_label(in_axis_order(r.params, axes)) for r in records}
+    columns += [c for c in dict.fromkeys(labels[id(r)] for r in records) if c not in columns]
+    return Grid(rows, columns, {(r.kernel, labels[id(r)]): r for r in records})
+
+
+def in_axis_order(params: dict, axes: list[str]) -> dict:
+    known = {key: params[key] for key in axes if key in params}
+    return {**known, **{key: value for key, value in params.items() if key not in known}}
 
 
 def _columns_from_axes(axes: dict) -> list[str]:

@@ -41,7 +41,7 @@ class ResultRecord:
     kernel_release: str = ""
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
+        return json.dumps(asdict(self), ensure_ascii=False)   # params keep the matrix's axis order
 
     @classmethod
     def from_json(cls, line: str) -> "ResultRecord":
@@ -196,7 +196,8 @@ class RunDir:
         return {r.cell_id for r in self.records() if r.status != "error"}
 
     def write_meta(self, meta: dict) -> None:
-        write_atomic(self.path / META, json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        # key order is meaning here: `axes` keeps the matrix's column order
+        write_atomic(self.path / META, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
 
     def meta(self) -> dict:
         try:

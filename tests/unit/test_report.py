@@ -167,3 +167,14 @@ def test_terminal_table(records):
 def test_unknown_format_is_refused(records):
     with pytest.raises(ValueError, match="unknown table format 'pdf'"):
         render(records, "pdf")
+
+
+def test_columns_follow_the_matrix_axes_whatever_the_stored_param_order():
+    from lab.report import build_grid
+    from lab.results import ResultRecord
+    rec = ResultRecord(run_id="r", cell_id="k/vers=4.0/leases=on", kernel="k", params={"leases": "on", "vers": "4.0"},
+                       verdict={"status": "pass"}, expected="pass", started="2026-11-23T00:00:00Z", duration_s=1.0,
+                       worker="main", observation=None, logs="logs/k")
+    grid = build_grid([rec], {"axes": {"vers": ["4.0"], "leases": ["on"]}, "kernels": ["k"]})
+    assert grid.columns == ["vers=4.0 leases=on"]
+    assert grid.get("k", "vers=4.0 leases=on") is rec

@@ -124,3 +124,11 @@ def test_reading_does_not_warn_on_clean_files(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(run.records()) == 1
+
+
+def test_meta_keeps_the_matrix_axis_order(tmp_path):
+    from lab.results import RunDir
+    run = RunDir.create(tmp_path)
+    run.write_meta({"axes": {"vers": ["4.0", "4.1"], "leases": ["on", "off"]}, "kernels": ["b", "a"]})
+    assert list(run.meta()["axes"]) == ["vers", "leases"]
+    assert run.meta()["kernels"] == ["b", "a"]
