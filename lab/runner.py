@@ -231,6 +231,9 @@ class Runner:
                                     topo_dir / f"{name}.log") for name, tgt in live.targets.items()}
             lab = KernelLab(live, remotes, client, timings={"up_s": round(live.timings["up"], 1)})
             lab.timings["ssh_s"] = round(lab._each(lambda r: r.wait_ready(120)), 2)
+            nfs.preload_server(lab.server)
+            for name in (topology.ALICE, topology.BOB):
+                nfs.preload_client(lab.remotes[name])
             live.snapshot()
         except LabError as e:
             self.lab_error = Verdict.error(e.step, e.message, e.log)
