@@ -77,7 +77,9 @@ def box_inputs(home: LabHome) -> dict:
         "suite": SUITE,
         "packages": sorted(PACKAGES),
         "initrd_modules": list(BOOT_MODULES),
-        "guest": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(GUEST.iterdir())},
+        # the files baked into the box (provisioning templates for distribution boxes are not)
+        "guest": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(GUEST.iterdir())
+                  if not p.name.endswith(".j2")},
         "ssh_pub": ensure_ssh_key(home).with_suffix(".pub").read_text().strip(),
     }
 

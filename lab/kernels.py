@@ -11,7 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
-from . import debian, initrd
+from . import debian, distro, initrd
 from .boxes import Box, is_registered, kernel_release
 from .errors import KernelUnavailable, LabError
 from .paths import PROJECT, LabHome
@@ -114,8 +114,11 @@ def vagrant_box_kernel(kernel: Kernel, home: LabHome, box: Box) -> KernelFiles:
     if not is_registered(home, name.replace("/", "-VAGRANTSLASH-")):
         raise KernelUnavailable(f"box {name} not found locally and Vagrant Cloud is unreachable from this machine "
                                 f"(needs {kernel.source['kernel_package']})")
-    raise KernelUnavailable(f"box {name} is present, but booting distribution boxes is not implemented in this "
-                            f"version of nfslab")
+    try:
+        return distro.distro_client(name, kernel.source.get("version"), kernel.source["kernel_package"],
+                                    home.ssh_key.with_suffix(".pub").read_text())
+    except ValueError as e:
+        raise KernelUnavailable(f"{kernel.path}: {e}") from None
 
 
 @source("build")
@@ -306,8 +309,9 @@ def _headers(home: LabHome, suite: debian.Suite, release: str, version: str, log
     return tree
 
 
-def check_files(files: KernelFiles) -> KernelFiles:
-    for p in (files.vmlinuz, files.initrd):
+def check_files(files):
+    """Kernel files must exist before a topology is planned on them (a distribution client has none)."""
+    for p in (getattr(files, "vmlinuz", None), getattr(files, "initrd", None)):
         if p is not None and not Path(p).exists():
             raise KernelUnavailable(f"kernel file missing: {p}")
     return files

@@ -231,6 +231,8 @@ class Runner:
                                     topo_dir / f"{name}.log") for name, tgt in live.targets.items()}
             lab = KernelLab(live, remotes, client, timings={"up_s": round(live.timings["up"], 1)})
             lab.timings["ssh_s"] = round(lab._each(lambda r: r.wait_ready(120)), 2)
+            for name in (topology.ALICE, topology.BOB):
+                check_release(lab.remotes[name], client.release)
             nfs.preload_server(lab.server)
             for name in (topology.ALICE, topology.BOB):
                 nfs.preload_client(lab.remotes[name])
@@ -251,6 +253,13 @@ class Runner:
     def close(self) -> None:
         """Destroy the topology this runner owns (the host stays for other runners; `lab clean` removes it)."""
         self._close_lab()
+
+
+def check_release(remote: Remote, release: str) -> None:
+    """The VM must run the kernel the row is about; anything else would put a wrong result in the table."""
+    running = remote.run("uname -r", step=f"{remote.name}: kernel").stdout.strip()
+    if release and running != release:
+        raise LabError(f"{remote.name}: kernel", f"expected kernel {release}, the VM runs {running}", remote.log)
 
 
 TABLE_FILES = (("md", "table.md"), ("html", "table.html"), ("junit", "junit.xml"), ("json", "table.json"))

@@ -21,6 +21,7 @@ from pathlib import Path
 import jinja2
 import vagrant
 
+from .distro import INSECURE_KEY, DistroClient
 from .errors import LabError
 from .host import LIBVIRT_URI, POOL, Host
 from .paths import PREFIX, PROJECT, LabHome
@@ -65,12 +66,18 @@ class Network:
 
 @dataclass(frozen=True)
 class Machine:
+    """One VM. Lab-box machines boot a kernel file; a distribution client (`box` set) boots its own disk after
+    `provision` installed the pinned kernel, and Vagrant configures its NFS address (it has no lab-init)."""
+
     name: str
     nfs_ip: str
-    kernel: Path
+    kernel: Path | None
     initrd: Path | None
     cmdline: str
     memory: int = 512
+    box: str | None = None
+    box_version: str | None = None
+    provision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,7 @@ class Topology:
     machines: tuple[Machine, ...]
     mgmt: Network
     nfs: Network
-    ssh_key: Path
+    ssh_keys: tuple[Path, ...]   # the lab's key; distribution boxes first accept only Vagrant's public one
     driver: str = "qemu"
     emulator: Path | None = None
     netns: str = "nfslab"
@@ -99,6 +106,11 @@ class Topology:
         return self.domain_prefix + machine
 
     @property
+    def provisioned(self) -> list[str]:
+        """Machines that need `vagrant up --provision` and a reload into their new kernel."""
+        return [m.name for m in self.machines if m.provision]
+
+    @property
     def domains(self) -> list[str]:
         return [self.domain(m.name) for m in self.machines]
 
@@ -112,19 +124,23 @@ def networks_for_slot(lab_id: str, slot: int) -> tuple[Network, Network]:
 
 
 def plan(*, lab_id: str, slot: int, kernel_name: str, box: str, server_kernel: KernelFiles,
-         client_kernel: KernelFiles, ssh_key: Path, driver: str = "qemu", emulator: Path | None = None,
+         client_kernel: "KernelFiles | DistroClient", ssh_key: Path, driver: str = "qemu", emulator: Path | None = None,
          netns: str = "nfslab", memory: int = 512) -> Topology:
     """The pure topology value: the server keeps the fixed server kernel, alice and bob carry the one under test."""
     mgmt, nfs = networks_for_slot(lab_id, slot)
 
-    def machine(name: str, k: KernelFiles) -> Machine:
+    def machine(name: str, k) -> Machine:
         ip = f"{nfs.prefix}.{HOST_OCTET[name]}"
+        if isinstance(k, DistroClient):
+            return Machine(name, ip, None, None, "", memory, box=k.box, box_version=k.box_version,
+                           provision=k.provision)
         cmdline = " ".join(x for x in (BASE_CMDLINE, k.cmdline, f"nfslab.name={name}", f"nfslab.ip={ip}/24") if x)
         return Machine(name, ip, k.vmlinuz, k.initrd, cmdline, memory)
 
     machines = (machine(SERVER, server_kernel), machine(ALICE, client_kernel), machine(BOB, client_kernel))
+    keys = (ssh_key, INSECURE_KEY) if isinstance(client_kernel, DistroClient) else (ssh_key,)
     return Topology(lab_id=lab_id, kernel_name=kernel_name, box=box, machines=machines, mgmt=mgmt, nfs=nfs,
-                    ssh_key=ssh_key, driver=driver, emulator=emulator if driver == "qemu" else None, netns=netns)
+                    ssh_keys=keys, driver=driver, emulator=emulator if driver == "qemu" else None, netns=netns)
 
 
 def render_vagrantfile(t: Topology, template: Path = PROJECT / "Vagrantfile.j2") -> str:
@@ -221,9 +237,23 @@ class LiveTopology:
             raise LabError("topology: vagrant up", f"no ssh after {t.boot_timeout + 120}s", self.log) from None
         except subprocess.CalledProcessError as e:
             raise LabError("topology: vagrant up", f"vagrant up exited {e.returncode}", self.log) from None
+        if t.provisioned:
+            progress(f"provisioning {', '.join(t.provisioned)} with their pinned kernel, then reloading them")
+            self._provision_and_reload(t.provisioned)
         self.timings["up"] = time.monotonic() - started
         self.targets = self._ssh_targets()
         return self
+
+    def _provision_and_reload(self, machines: list[str]) -> None:
+        v = self.vagrant(timeout=self.topology.boot_timeout + 1200)
+        try:
+            for name in machines:
+                v.provision(vm_name=name)
+                v.reload(vm_name=name, provision=False)
+        except subprocess.TimeoutExpired:
+            raise LabError("topology: provision", "provisioning or reload timed out", self.log) from None
+        except subprocess.CalledProcessError as e:
+            raise LabError("topology: provision", f"vagrant exited {e.returncode}", self.log) from None
 
     def _define_network(self, net: Network, dhcp: bool) -> None:
         self.state.record("network", net.name)

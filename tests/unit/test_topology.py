@@ -9,9 +9,9 @@ KERNEL = topology.KernelFiles(Path("/var/lib/nfslab/boxes/b/vmlinuz"), Path("/va
                               "6.1.0-50-cloud-amd64")
 
 
-def sample(driver="qemu"):
+def sample(driver="qemu", client=None):
     return topology.plan(lab_id="abc123", slot=3, kernel_name="debian-6.1", box="nfslab-bookworm-000000000000",
-                         server_kernel=KERNEL, client_kernel=KERNEL, ssh_key=Path("/var/lib/nfslab/ssh/id_ed25519"),
+                         server_kernel=KERNEL, client_kernel=client or KERNEL, ssh_key=Path("/var/lib/nfslab/ssh/id_ed25519"),
                          driver=driver, emulator=Path("/var/lib/nfslab/bin/qemu-tcg"))
 
 
@@ -62,3 +62,22 @@ def test_slots_skip_live_topologies(tmp_path):
     dead.set("slot", 2)
     dead.set("destroyed", True)
     assert topology.allocate_slot(home) == 2
+
+
+def centos_client():
+    from lab.distro import distro_client
+    return distro_client("centos/7", "1809.01", "kernel-3.10.0-862.11.6.el7", "ssh-ed25519 AAAAtest nfslab")
+
+
+def test_distribution_client_vagrantfile_matches_golden(golden):
+    golden.check("Vagrantfile.centos7", topology.render_vagrantfile(sample(client=centos_client())))
+
+
+def test_distribution_clients_boot_their_box_and_are_provisioned():
+    t = sample(client=centos_client())
+    assert t.provisioned == ["alice", "bob"]
+    alice, server = t.machine("alice"), t.machine("server")
+    assert alice.box == "centos/7" and alice.kernel is None and "grubby --set-default" in alice.provision
+    assert server.box is None and server.kernel is not None      # the server stays the lab box
+    assert len(t.ssh_keys) == 2                                   # the lab key, then Vagrant's insecure key
+    assert sample().ssh_keys == (Path("/var/lib/nfslab/ssh/id_ed25519"),)

@@ -1,0 +1,81 @@
+"""Distribution boxes as clients (CentOS 7, Ubuntu 16.04): the seed's kernels, which exist only as distro packages.
+
+Such a client is not booted from a kernel file: it is the distribution's own Vagrant box, provisioned to install the
+pinned kernel package, make it the default boot entry, trust the lab's ssh key and install the NFS client tools;
+the runner then reloads the VM and checks `uname -r`. Which commands do that is a registry of families looked up
+from the package name, so another distribution is one more family here.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+TEMPLATES = Path(__file__).parent / "guest"
+INSECURE_KEY = Path("/usr/share/rubygems-integration/all/gems/vagrant-2.3.4/keys/vagrant")
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    package_pattern: str          # a kernel package of this family
+    template: str                 # provisioning script template in lab/guest/
+
+    def release(self, package: str) -> str:
+        raise NotImplementedError
+
+
+class RedHat(Family):
+    def release(self, package: str) -> str:
+        """kernel-3.10.0-862.11.6.el7 → 3.10.0-862.11.6.el7.x86_64 (what uname -r prints)."""
+        return package.removeprefix("kernel-") + ".x86_64"
+
+
+class Debianish(Family):
+    def release(self, package: str) -> str:
+        """linux-image-4.4.0-130-generic → 4.4.0-130-generic."""
+        return package.removeprefix("linux-image-")
+
+
+FAMILIES = (
+    RedHat("redhat", r"^kernel-\d[\w.\-]*\.el\d+$", "provision-redhat.sh.j2"),
+    Debianish("debian", r"^linux-image-\d[\w.\-]*$", "provision-debian.sh.j2"),
+)
+
+
+def family_of(kernel_package: str) -> Family:
+    for family in FAMILIES:
+        if re.match(family.package_pattern, kernel_package):
+            return family
+    raise ValueError(f"no distribution family knows kernel package {kernel_package!r} "
+                     f"(known: kernel-*.elN, linux-image-*)")
+
+
+@dataclass(frozen=True)
+class DistroClient:
+    """A client kernel that comes as a distribution box + a pinned kernel package."""
+
+    box: str
+    box_version: str | None
+    kernel_package: str
+    release: str
+    provision: str                # the shell script Vagrant runs in the box
+
+    @property
+    def vmlinuz(self) -> None:    # not booted from a file
+        return None
+
+
+def provision_script(kernel_package: str, ssh_pub: str) -> str:
+    family = family_of(kernel_package)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    template = env.from_string((TEMPLATES / family.template).read_text())
+    return template.render(package=kernel_package, release=family.release(kernel_package), ssh_pub=ssh_pub.strip())
+
+
+def distro_client(box: str, box_version: str | None, kernel_package: str, ssh_pub: str) -> DistroClient:
+    return DistroClient(box=box, box_version=box_version, kernel_package=kernel_package,
+                        release=family_of(kernel_package).release(kernel_package),
+                        provision=provision_script(kernel_package, ssh_pub))
