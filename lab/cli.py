@@ -51,7 +51,10 @@ def _matrix_path(path: Optional[Path]) -> Path:
 def _load(path: Optional[Path], kernels: Optional[str]):
     from .spec import load_matrix
     matrix = load_matrix(_matrix_path(path))
-    return matrix, matrix.cells(kernels.split(",") if kernels else None)
+    try:
+        return matrix, matrix.cells(kernels.split(",") if kernels else None)
+    except SpecError as e:  # the bad name came from the command line, not from the file
+        raise Usage(f"--kernels: {e.message}") from None
 
 
 def _progress(msg: str) -> None:

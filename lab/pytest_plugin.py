@@ -56,10 +56,13 @@ def pytest_configure(config):
     from .spec import SpecError, load_matrix
     try:
         matrix = load_matrix(_matrix_path(config.getoption("--matrix")))
-        kernels = config.getoption("--kernels")
-        cells = matrix.cells(kernels.split(",") if kernels else None)
     except SpecError as e:
         raise pytest.UsageError(str(e)) from None
+    kernels = config.getoption("--kernels")
+    try:
+        cells = matrix.cells(kernels.split(",") if kernels else None)
+    except SpecError as e:  # the bad name came from the command line, not from the file
+        raise pytest.UsageError(f"--kernels: {e.message}") from None
     config.stash[MATRIX_KEY] = (matrix, cells)
     if _is_worker(config):
         run_dir = RunDir(config.workerinput["nfslab_run_dir"])
