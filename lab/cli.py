@@ -127,8 +127,10 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         raise Usage(f"{resume}: no such run directory")
     done = run_dir.finished_cells() if resume else set()
     todo = [c for c in cells if c.id not in done]
+    started = time.monotonic()
     run_dir.write_meta({**run_dir.meta(), "matrix": str(m.path), "kernels": [k.name for k in m.kernels],
-                        "axes": m.axes, "command": " ".join(["lab", *sys.argv[1:]])})
+                        "axes": m.axes, "server": m.server, "command": " ".join(["lab", *sys.argv[1:]]),
+                        "run_id": run_dir.run_id, "started": run_dir.meta().get("started") or _now()})
     _progress(f"run {run_dir.path}: {len(todo)} cells to run" + (f", {len(done)} already done" if done else ""))
     runner = Runner(m, run_dir, progress=_progress)
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -145,6 +147,7 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         clean_topologies(runner.host, run_dir.path)
         if not keep_host and not topology_dirs(runner.host.home):
             clean_everything(runner.host.home)
+    run_dir.write_meta({**run_dir.meta(), "finished": _now(), "wall_s": round(time.monotonic() - started)})
     records = write_tables(run_dir)
     out.print(render_terminal(records))
     out.print(f"run directory: {run_dir.path}", highlight=False)
@@ -155,6 +158,10 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         raise typer.Exit(1)
     if "error" in statuses:
         raise typer.Exit(3)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
 
 
 def _raise_interrupt(signum, frame):

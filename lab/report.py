@@ -151,7 +151,7 @@ def render(records: list[ResultRecord], fmt: str, title: str = "", meta: dict | 
 
 def _meta_line(meta: dict) -> str:
     """Only facts handed in (run id, start, server…): the renderer reads no clock, so goldens stay stable."""
-    keys = ("run_id", "started", "finished", "server", "matrix")
+    keys = ("run_id", "started", "finished", "wall_s", "server", "matrix", "command")
     return " · ".join(f"{key}: {meta[key]}" for key in keys if meta.get(key))
 
 
