@@ -74,3 +74,13 @@ def clean_everything(home: LabHome | None = None, keep_host: bool = False, keep_
             host.virsh("pool-undefine", POOL, check=False)
         removed += host.down()
     return removed
+
+
+def release(host: Host, run_dir: Path, keep_host: bool = False) -> list[str]:
+    """End of a run: remove its topologies; take the host down too, unless asked not to or someone else (another
+    run, an xdist worker) is still using it."""
+    removed = clean_topologies(host, run_dir)
+    host.unregister_user()
+    if not keep_host and not host.other_users() and not topology_dirs(host.home):
+        removed += clean_everything(host.home)
+    return removed

@@ -115,7 +115,7 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         resume: Optional[Path] = typer.Option(None, help="continue this run directory: finished cells are kept"),
         keep_host: bool = typer.Option(False, help="leave the lab namespace and libvirtd running afterwards")):
     """Run the matrix on real VMs and print the compatibility table (also written to the run directory)."""
-    from .cleanup import clean_everything, clean_topologies, topology_dirs
+    from .cleanup import release
     from .host import require_root
     from .report import render_terminal
     from .results import RunDir
@@ -144,9 +144,7 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         _progress("interrupted: tearing down (finished cells are kept; resume with --resume)")
     finally:
         runner.close()
-        clean_topologies(runner.host, run_dir.path)
-        if not keep_host and not topology_dirs(runner.host.home):
-            clean_everything(runner.host.home)
+        release(runner.host, run_dir.path, keep_host)
     run_dir.write_meta({**run_dir.meta(), "finished": _now(), "wall_s": round(time.monotonic() - started)})
     records = write_tables(run_dir)
     out.print(render_terminal(records))

@@ -205,6 +205,33 @@ exec /usr/bin/qemu-system-x86_64 "$@"
     def tcg_wrapper(self) -> Path:
         return self.home.bin / "qemu-tcg"
 
+    # ---- who uses the host ---------------------------------------------------------------------------------
+    # Several runs (and xdist workers) share one host; each registers its pid while it needs the host, so a run
+    # that ends does not pull the namespace from under another that is, say, still building its next kernel.
+    @property
+    def _users_dir(self) -> Path:
+        return self.home.state / "users"
+
+    def register_user(self) -> None:
+        self._users_dir.mkdir(parents=True, exist_ok=True)
+        (self._users_dir / str(os.getpid())).write_text("")
+
+    def unregister_user(self) -> None:
+        (self._users_dir / str(os.getpid())).unlink(missing_ok=True)
+
+    def other_users(self) -> list[int]:
+        """Live processes other than this one that registered as users (dead ones are forgotten)."""
+        users = []
+        for f in self._users_dir.glob("*") if self._users_dir.is_dir() else []:
+            pid = int(f.name) if f.name.isdigit() else 0
+            if pid == os.getpid():
+                continue
+            if _pid_alive(pid) and not _is_zombie(pid):
+                users.append(pid)
+            else:
+                f.unlink(missing_ok=True)
+        return users
+
     # ---- teardown ----------------------------------------------------------------------------------------
     def down(self) -> list[str]:
         """Stop what up() started and delete the namespace; returns what was removed."""

@@ -193,9 +193,10 @@ def pytest_unconfigure(config):
         return
     if os.geteuid() != 0:
         return
-    from .cleanup import clean_everything, clean_topologies, topology_dirs
+    from .cleanup import release, topology_dirs
     from .host import Host
     host = Host()
-    clean_topologies(host, config.stash[RUN_DIR_KEY].path)
-    if not config.getoption("--lab-keep-host") and not topology_dirs(host.home):
-        clean_everything(host.home)  # no other run is using the host
+    run_dir = config.stash[RUN_DIR_KEY].path
+    if not topology_dirs(host.home, run_dir, include_destroyed=True):
+        return  # this session booted nothing (e.g. --collect-only): the host is not ours to take down
+    release(host, run_dir, keep_host=config.getoption("--lab-keep-host"))

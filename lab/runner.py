@@ -115,6 +115,7 @@ class Runner:
         """Host namespace + daemons and the box (both cached; seconds when they exist)."""
         self.home.ensure()
         with _locked(self.home.state / "prepare.lock"):
+            self.host.register_user()
             self.box = ensure_box(self.home, progress=self.progress)
             self.host.up(probe_kernel=self.box.dir / "vmlinuz")
 
@@ -253,6 +254,7 @@ class Runner:
     def close(self) -> None:
         """Destroy the topology this runner owns (the host stays for other runners; `lab clean` removes it)."""
         self._close_lab()
+        self.host.unregister_user()
 
 
 def check_release(remote: Remote, release: str) -> None:

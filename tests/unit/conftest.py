@@ -49,3 +49,17 @@ def pytester_items(tmp_path):
     pytest.main(["-p", "no:cacheprovider", "--collect-only", "-q", f"--matrix={PROJECT / 'matrix.yaml'}",
                  "--kernels", "mainline-4.19", str(tmp_path)], plugins=[Grab()])
     return collected
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_real_lab(tmp_path_factory):
+    """Unit tests never touch the machine's lab: any pytest/lab they start sees its own home and namespace name."""
+    saved = {k: os.environ.get(k) for k in ("NFSLAB_HOME", "NFSLAB_NETNS")}
+    os.environ["NFSLAB_HOME"] = str(tmp_path_factory.mktemp("nfslab-home"))
+    os.environ["NFSLAB_NETNS"] = "nfslab-unit-test"
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

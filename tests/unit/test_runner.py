@@ -48,3 +48,38 @@ def test_failed_build_is_an_error_for_every_cell_of_the_kernel(runner, monkeypat
     assert all("build.log" in r.verdict["detail"] for r in records)
     assert calls == ["mainline-4.19"]
     assert all(r.expected in ("pass", "fail") for r in records)   # the expectation is kept; the result is ERROR
+
+
+def test_host_users_are_tracked_by_live_pid(tmp_path):
+    import os
+    import subprocess
+    from lab.host import Host
+    host = Host(LabHome(tmp_path))
+    host.register_user()
+    assert host.other_users() == []                       # this process is not "another" user
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        (tmp_path / "state" / "users" / str(other.pid)).write_text("")
+        (tmp_path / "state" / "users" / "999999999").write_text("")   # a dead user is forgotten
+        assert host.other_users() == [other.pid]
+        assert not (tmp_path / "state" / "users" / "999999999").exists()
+    finally:
+        other.kill()
+        other.wait()
+    host.unregister_user()
+    assert not (tmp_path / "state" / "users" / str(os.getpid())).exists()
+
+
+def test_a_session_that_booted_nothing_leaves_the_host_alone(tmp_path):
+    """`pytest --matrix --collect-only` must not take down a host another run is using: found when a unit-test
+    run pulled the lab namespace from under a real run. (Home and namespace name point elsewhere, so even the
+    old behaviour could not touch the real lab.)"""
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "NFSLAB_HOME": str(tmp_path / "home"), "NFSLAB_NETNS": "nfslab-unit-test"}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
+                        f"--matrix={PROJECT / 'matrix.yaml'}", "--kernels", "debian-6.1"],
+                       capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not (tmp_path / "home" / "state").exists()      # nothing was registered, created or cleaned
