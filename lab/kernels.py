@@ -205,7 +205,13 @@ def tree_identity(tree: Path, ref: str | None) -> str:
     if (tree / ".git").exists():
         return run(["git", "-C", str(tree), "rev-parse", f"{ref or 'HEAD'}^{{commit}}"], step="build: tree",
                    timeout=60).stdout.strip()
-    raise KernelUnavailable(f"kernel tree {tree} is neither a tarball nor a git checkout")
+    if (tree / "Makefile").exists() and (tree / "fs/nfs").is_dir():
+        # a plain source directory: its file list with sizes and times stands for its content (hashing a whole
+        # kernel tree would cost more than a warm build)
+        listing = run(["sh", "-c", f"cd {tree} && find . -type f -printf '%P %s %T@\\n' | LC_ALL=C sort"],
+                      step="build: tree", timeout=300).stdout
+        return hashlib.sha256(listing.encode()).hexdigest()
+    raise KernelUnavailable(f"kernel tree {tree} is neither a tarball, a git checkout nor a Linux source directory")
 
 
 def unpack_tree(tree: Path, ref: str | None, dest: Path, log: Path) -> None:
@@ -217,9 +223,11 @@ def unpack_tree(tree: Path, ref: str | None, dest: Path, log: Path) -> None:
             inner = entries[0].rename(dest.with_name(dest.name + ".top"))
             dest.rmdir()
             inner.rename(dest)
-    else:
+    elif (tree / ".git").exists():
         run(["sh", "-c", f"git -C {tree} archive {ref or 'HEAD'} | tar -x -C {dest}"], step="build: git archive",
             timeout=1800, log=log)
+    else:
+        run(["cp", "-a", f"{tree}/.", str(dest)], step="build: copy tree", timeout=1800, log=log)
 
 
 def full_build(kernel: Kernel, home: LabHome) -> KernelFiles:

@@ -88,3 +88,43 @@ def test_missing_kernel_file_is_unavailable(box):
     (box.dir / "initrd").unlink()
     with pytest.raises(KernelUnavailable, match="initrd"):
         kernels.check_files(kernels.box_kernel_files(box))
+
+
+def test_tree_identity_of_a_plain_directory_follows_its_files(tmp_path):
+    tree = tmp_path / "linux"
+    (tree / "fs/nfs").mkdir(parents=True)
+    (tree / "Makefile").write_text("all:\n")
+    (tree / "fs/nfs/dir.c").write_text("int x;\n")
+    first = kernels.tree_identity(tree, None)
+    assert first == kernels.tree_identity(tree, None)
+    (tree / "fs/nfs/dir.c").write_text("int x, y;\n")
+    assert kernels.tree_identity(tree, None) != first
+    with pytest.raises(KernelUnavailable, match="neither"):
+        kernels.tree_identity(tmp_path, None)
+
+
+def test_tree_identity_of_a_git_checkout_is_the_commit(tmp_path):
+    import subprocess
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "f").write_text("1")
+    subprocess.run([*git, "add", "f"], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert kernels.tree_identity(tmp_path, None) == head
+    assert kernels.tree_identity(tmp_path, "HEAD") == head
+
+
+def test_meta_package_resolves_to_the_concrete_image():
+    from lab import debian
+
+    class FakeSuite:
+        suite = "trixie"
+
+        def depends(self, package):
+            return {"linux-image-cloud-amd64": ["linux-image-6.12.117+deb13-cloud-amd64"]}.get(package, [])
+
+    assert debian.image_package(FakeSuite(), "linux-image-cloud-amd64") == "linux-image-6.12.117+deb13-cloud-amd64"
+    assert debian.image_package(FakeSuite(), "linux-image-6.12.117+deb13-cloud-amd64").endswith("cloud-amd64")
+    with pytest.raises(KernelUnavailable, match="names no linux-image"):
+        debian.image_package(FakeSuite(), "linux-headers-amd64")
