@@ -153,7 +153,7 @@ class Runner:
         self.progress(f"{cell.id}: reset")
         lab.reset()
         self.progress(f"{cell.id}: nfs server + mounts")
-        server_info = nfs.start_server(lab.server, setup, self.live_subnet(lab))
+        server_info = nfs.start_server(lab.server, setup, lab.live.topology.nfs.cidr)
         nfs.write_files(lab.server, rename.FILES)
         mounts = {name: nfs.mount(lab.remotes[name], lab.server_ip, setup)
                   for name in (topology.ALICE, topology.BOB)}
@@ -171,10 +171,6 @@ class Runner:
         for name in (topology.ALICE, topology.BOB):
             nfs.umount(lab.remotes[name])
         return obs, release
-
-    @staticmethod
-    def live_subnet(lab: KernelLab) -> str:
-        return lab.live.topology.nfs.cidr
 
     def _after_error(self, error: LabError, log_dir: Path) -> None:
         """Keep the evidence, then drop a broken topology so the next cell gets a fresh one."""
