@@ -133,7 +133,9 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
                         "run_id": run_dir.run_id, "started": run_dir.meta().get("started") or _now()})
     _progress(f"run {run_dir.path}: {len(todo)} cells to run" + (f", {len(done)} already done" if done else ""))
     runner = Runner(m, run_dir, progress=_progress)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # both explicitly: a process started from a non-interactive shell in the background inherits SIGINT ignored
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _raise_interrupt)
     interrupted = False
     try:
         for i, cell in enumerate(todo, 1):
@@ -217,7 +219,8 @@ def _fail(message: str, code: int) -> None:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)   # without standalone mode, click returns typer.Exit's code
+        sys.exit(code if isinstance(code, int) else 0)
     except (SpecError, Usage, HostNotReady) as e:
         _fail(str(e), 2)
     except LabError as e:
