@@ -214,3 +214,17 @@ def register(box: Box, home: LabHome) -> None:
         timeout=600, log=box.log, env=vagrant_env(home))
     archive.unlink()
     (box.dir / "box.img").unlink()  # vagrant keeps its own copy
+
+
+def prune_stale(home: LabHome) -> list[str]:
+    """Boxes whose inputs changed since (an older box hash): their Vagrant registration and build dir go."""
+    if not home.ssh_key.exists():
+        return []
+    current = box_name(home)
+    removed = []
+    for parent in (home.vagrant_home / "boxes", home.boxes):
+        for d in sorted(parent.glob(f"{PREFIX}-{SUITE}-*")) if parent.is_dir() else []:
+            if d.name != current:
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(f"stale box {d.name}")
+    return sorted(set(removed))

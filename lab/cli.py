@@ -205,7 +205,8 @@ def clean(keep_host: bool = typer.Option(False, help="remove topologies only; ke
     from .cleanup import clean_everything
     from .host import require_root
     require_root()
-    removed = clean_everything(keep_host=keep_host)
+    from .boxes import prune_stale
+    removed = clean_everything(keep_host=keep_host) + prune_stale(LabHome.default())
     for r in removed:
         _progress(f"removed {r}")
     _progress("nothing to remove" if not removed else f"{len(removed)} removed")

@@ -81,3 +81,17 @@ def test_distribution_clients_boot_their_box_and_are_provisioned():
     assert server.box is None and server.kernel is not None      # the server stays the lab box
     assert len(t.ssh_keys) == 2                                   # the lab key, then Vagrant's insecure key
     assert sample().ssh_keys == (Path("/var/lib/nfslab/ssh/id_ed25519"),)
+
+
+def test_lab_clean_prunes_only_stale_boxes(tmp_path):
+    from lab import boxes
+    home = LabHome(tmp_path).ensure()
+    boxes.ensure_ssh_key(home)
+    current = boxes.box_name(home)
+    for parent in (home.vagrant_home / "boxes", home.boxes):
+        (parent / current).mkdir(parents=True)
+        (parent / "nfslab-bookworm-000000000000").mkdir(parents=True)
+        (parent / "someone-elses-box").mkdir(parents=True)
+    assert boxes.prune_stale(home) == ["stale box nfslab-bookworm-000000000000"]
+    for parent in (home.vagrant_home / "boxes", home.boxes):
+        assert sorted(p.name for p in parent.iterdir()) == sorted([current, "someone-elses-box"])
