@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .host import POOL, Host
 from .paths import PREFIX, LabHome
-from .topology import destroy_recorded
+from .topology import destroy_recorded, remove_domain
 
 
 def topology_dirs(home: LabHome, run_dir: Path | None = None, include_destroyed: bool = False) -> list[Path]:
@@ -44,11 +44,7 @@ def clean_strays(host: Host) -> list[str]:
     if not host.libvirtd_running():
         return removed
     for dom in host.virsh("list", "--all", "--name", check=False).split():
-        if dom.startswith(PREFIX + "-"):
-            for snap in host.virsh("snapshot-list", dom, "--name", check=False).split():
-                host.virsh("snapshot-delete", dom, snap, check=False)
-            host.virsh("destroy", dom, check=False)
-            host.virsh("undefine", dom, "--nvram", check=False)
+        if dom.startswith(PREFIX + "-") and remove_domain(host, dom):
             removed.append(f"domain {dom}")
     for net in host.virsh("net-list", "--all", "--name", check=False).split():
         if net.startswith(PREFIX + "-"):

@@ -304,6 +304,20 @@ class LiveTopology:
         destroy_recorded(self.host, self.dir)
 
 
+def remove_domain(host: Host, domain: str) -> bool:
+    """Snapshots first (libvirt refuses to undefine a domain that has some), then stop and undefine; False if the
+    domain did not exist."""
+    if not host.virsh("domstate", domain, check=False).strip():
+        return False
+    for snap in host.virsh("snapshot-list", domain, "--name", check=False).split():
+        host.virsh("snapshot-delete", domain, snap, check=False)
+    host.virsh("destroy", domain, check=False)
+    host.virsh("undefine", domain, "--nvram", check=False)
+    if domain in host.virsh("list", "--all", "--name", check=False).split():
+        host.virsh("undefine", domain, check=False)   # older libvirt: --nvram on a domain without NVRAM fails
+    return True
+
+
 def destroy_recorded(host: Host, topo_dir: Path) -> list[str]:
     """Remove everything a topology's state file names, whether or not its creator is still alive.
 
@@ -315,13 +329,7 @@ def destroy_recorded(host: Host, topo_dir: Path) -> list[str]:
         return removed
     domains = [r["name"] for r in state.resources("domain")]
     for d in domains:
-        for snap in host.virsh("snapshot-list", d, "--name", check=False).split():
-            host.virsh("snapshot-delete", d, snap, check=False)
-        if host.virsh("domstate", d, check=False).strip():
-            host.virsh("destroy", d, check=False)
-            host.virsh("undefine", d, "--nvram", check=False)
-            if d in host.virsh("list", "--all", "--name", check=False).split():
-                host.virsh("undefine", d, check=False)
+        if remove_domain(host, d):
             removed.append(f"domain {d}")
         state.forget("domain", d)
     for vol in host.virsh("vol-list", POOL, check=False).splitlines():
