@@ -125,9 +125,6 @@ class Host:
     def libvirtd_running(self) -> bool:
         return _pid_alive(_read_pid(self.home.run / "libvirtd.pid"))
 
-    def is_up(self) -> bool:
-        return self.netns_exists() and self.libvirtd_running()
-
     # ---- bring-up ----------------------------------------------------------------------------------------
     def up(self, probe_kernel: Path | None = None) -> None:
         """Make the namespace, daemons and pool exist (idempotent; ~2 s when starting from nothing)."""

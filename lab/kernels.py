@@ -138,6 +138,11 @@ def patch_files(kernel: Kernel) -> list[Path]:
     return paths
 
 
+def apply_patches(src: Path, patches: list[Path], log: Path) -> None:
+    for p in patches:
+        run(["patch", "-p1", "-d", str(src), "-i", str(p)], step=f"build: apply {p.name}", timeout=60, log=log)
+
+
 def build_key(*parts: str | bytes) -> str:
     h = hashlib.sha256()
     for part in parts:
@@ -167,8 +172,7 @@ def module_build(kernel: Kernel, home: LabHome, box: Box) -> KernelFiles:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     src = _nfs_source(home, suite, version, out / "src", log)
-    for p in patches:
-        run(["patch", "-p1", "-d", str(src), "-i", str(p)], step=f"build: apply {p.name}", timeout=60, log=log)
+    apply_patches(src, patches, log)
     headers = _headers(home, suite, base.release, version, log)
     run(["make", "-C", str(headers), f"M={src / 'fs/nfs'}", f"-j{os.cpu_count() or 2}", "modules"],
         step=f"build: {kernel.name} fs/nfs", timeout=1800, log=log,
@@ -248,8 +252,7 @@ def full_build(kernel: Kernel, home: LabHome) -> KernelFiles:
     log = out / "build.log"
     src, obj = out / "src", out / "obj"
     unpack_tree(tree, ref, src, log)
-    for p in patches:
-        run(["patch", "-p1", "-d", str(src), "-i", str(p)], step=f"build: apply {p.name}", timeout=60, log=log)
+    apply_patches(src, patches, log)
     make = ["make", "-C", str(src), f"O={obj}", "ARCH=x86_64", "CROSS_COMPILE="]
     env = dict(os.environ, CCACHE_DIR=str(home.root / "ccache"), CCACHE_BASEDIR=str(out), KBUILD_BUILD_TIMESTAMP="0",
                KBUILD_BUILD_USER="nfslab", KBUILD_BUILD_HOST="nfslab")

@@ -14,6 +14,7 @@ from ..axes import CellSetup
 from ..errors import LabError
 from ..nfs import MOUNTPOINT
 from ..outcome import Observation, Read, classify_text
+from ..proc import wait_until
 from ..remote import Remote
 
 OLD = "1 - Old file"
@@ -128,9 +129,6 @@ def _wait_until_settled(alice: Remote, settings: RenameSettings, offset: float, 
 
 
 def _wait_for_done(alice: Remote, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if alice.run(f"test -e {DONE}", check=False, step="rename: wait for alice").ok:
-            return
-        time.sleep(0.5)
-    raise LabError("rename: wait for alice", f"alice's reader did not finish within {timeout:.0f}s", alice.log)
+    wait_until(lambda: alice.run(f"test -e {DONE}", check=False, step="rename: wait for alice").ok,
+               timeout=timeout, interval=0.5, step="rename: wait for alice", what="alice's reader to finish",
+               log=alice.log)
