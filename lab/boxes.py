@@ -25,7 +25,7 @@ from .proc import run
 
 SUITE = "bookworm"
 PACKAGES = ("openssh-server", "sudo", "nfs-kernel-server", "nfs-common", "linux-image-cloud-amd64", "kmod",
-            "procps", "busybox", "iproute2", "psmisc")
+            "procps", "busybox", "iproute2", "psmisc", "git")
 #: bumped when the build steps change in a way the hashed inputs do not show
 RECIPE_VERSION = "3"
 GUEST = Path(__file__).parent / "guest"

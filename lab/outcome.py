@@ -54,11 +54,12 @@ class Observation:
                    meta=dict(data.get("meta", {})))
 
 
-def classify_text(text: str, rc: int) -> str:
-    """What one `cat` showed; the file contents decide, because a stale read still exits 0."""
-    if text.strip() == NEW_TEXT:
+def classify_text(text: str, rc: int, old: str = OLD_TEXT, new: str = NEW_TEXT) -> str:
+    """What one read showed; the contents decide, because a stale read still exits 0. `old`/`new` are what the
+    experiment's read prints before and after the change (file contents, or a ref's commit for git)."""
+    if text.strip() == new:
         return "new"
-    if text.strip() == OLD_TEXT:
+    if text.strip() == old:
         return "old"
     if "Stale file handle" in text:
         return "estale"

@@ -13,9 +13,11 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
 
 from jinja2 import Environment
+from markupsafe import Markup
 from rich.markup import escape
 from rich.table import Table
 
+from .capture import describe
 from .results import ResultRecord
 
 FORMATS = ("md", "html", "json", "junit")
@@ -139,6 +141,42 @@ def timeline_text(observation: dict | None) -> str:
     return ", ".join(parts)
 
 
+KIND_COLOURS = {"new": "#2e9e4f", "old": "#e0a020", "estale": "#d03030", "error": "#7040a0"}
+
+
+def timeline_svg(observation: dict | None, width: int = 280, height: int = 30) -> str:
+    """Alice's reads as a strip coloured by what they showed (green new, amber old, red ESTALE, purple error), one
+    bar per run of equal reads, a line at the change (t = 0) and the time range — a stale window at a glance.
+    Plain SVG, so the page stays one self-contained file."""
+    runs = timeline_runs(observation)
+    if not runs:
+        return ""
+    lo, hi = min(runs[0][1], 0.0), max(max(run[2] for run in runs), 0.0)
+    span, pad = (hi - lo) or 1.0, 4
+    reads = sum(run[3] for run in runs)
+    step = (width - 2 * pad) / max(reads, 1)   # one read's width; a run of n reads is n steps wide
+
+    def x(t: float) -> float:
+        return round(pad + (t - lo) / span * (width - 2 * pad - step), 1)
+
+    bars = [f'<rect x="{x(first)}" y="3" width="{round(x(last) - x(first) + step, 1)}" height="14" '
+            f'fill="{KIND_COLOURS.get(kind, "#999")}"><title>{kind} {first:g}s…{last:g}s ×{n}</title></rect>'
+            for kind, first, last, n in runs]
+    zero = round(x(0.0) + step / 2, 1)
+    labels = (f'<text x="{pad}" y="{height - 1}">{lo:g}s</text>'
+              f'<text x="{zero}" y="{height - 1}" text-anchor="middle">0</text>'
+              f'<text x="{width - pad}" y="{height - 1}" text-anchor="end">{hi:g}s</text>')
+    return (f'<svg class="plot" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" font-size="8" font-family="sans-serif">{"".join(bars)}'
+            f'<line x1="{zero}" y1="0" x2="{zero}" y2="20" stroke="#000" stroke-width="1"/>{labels}</svg>')
+
+
+def trace_lines(observation: dict | None) -> list[tuple[str, str]]:
+    """(client, its NFS operations after the change) from a cell's capture; empty without one."""
+    trace = ((observation or {}).get("meta") or {}).get("trace") or {}
+    return [(client, describe(trace[client]["after"])) for client in ("alice", "bob") if client in trace]
+
+
 # ---- formats -------------------------------------------------------------------------------------------------------
 
 def render(records: list[ResultRecord], fmt: str, title: str = "", meta: dict | None = None) -> str:
@@ -170,7 +208,19 @@ def _markdown(grid: Grid, title: str, meta: dict) -> str:
         lines.append(f"| {row} | " + " | ".join(texts) + " |")
     lines += ["", f"**Summary:** {summary_line(grid.records())}", "", "**Legend:**", ""]
     lines += [f"- **{_md_escape(mark)}**: {meaning}" for mark, meaning in legend()]
+    lines += _markdown_traces(grid)
     return "\n".join(lines) + "\n"
+
+
+def _markdown_traces(grid: Grid) -> list[str]:
+    """For cells with a capture: what each client sent after the change, the figures that explain a verdict."""
+    rows = [(record.cell_id, client, ops) for record in grid.records() for client, ops in
+            trace_lines(record.observation)]
+    if not rows:
+        return []
+    lines = ["", "**NFS operations after the change** (server-side capture):", "", "| cell | client | operations |",
+             "|---|---|---|"]
+    return lines + [f"| {cell} | {client} | {_md_escape(ops)} |" for cell, client, ops in rows]
 
 
 def _json(grid: Grid, title: str, meta: dict) -> str:
@@ -231,6 +281,8 @@ td.error { background: #e0d0f0; }
 td.skip, td.not-run { background: #f4f4f4; color: #777; }
 details summary { cursor: pointer; }
 .timeline { font-family: monospace; font-size: 0.85em; margin: 0.3em 0; }
+.trace { font-family: monospace; font-size: 0.8em; color: #333; }
+.key span { display: inline-block; width: 0.8em; height: 0.8em; margin: 0 0.3em 0 0.8em; }
 .meta { color: #555; }
 </style>
 </head>
@@ -241,14 +293,17 @@ details summary { cursor: pointer; }
 <tr><th>kernel</th>{% for col in columns %}<th>{{ col }}</th>{% endfor %}</tr>
 {% for row in rows %}<tr><th>{{ row.name }}</th>
 {% for cell in row.cells %}<td class="{{ cell.css }}" title="{{ cell.hover }}">{% if cell.record %}<details><summary>{{ cell.text }}</summary>
-<div class="timeline">{{ cell.timeline or "no reads" }}</div>{% if cell.detail %}
-<div>{{ cell.detail }}</div>{% endif %}
-<div>expected {{ cell.record.expected }}{% if cell.record.kernel_release %} · {{ cell.record.kernel_release }}{% endif %}{% if cell.record.logs %} · <a href="{{ cell.record.logs }}/">logs</a>{% endif %}</div>
+{% if cell.svg %}<div>{{ cell.svg }}</div>
+{% endif %}<div class="timeline">{{ cell.timeline or "no reads" }}</div>{% if cell.detail %}
+<div>{{ cell.detail }}</div>{% endif %}{% for client, ops in cell.trace %}
+<div class="trace">{{ client }} after t=0: {{ ops }}</div>{% endfor %}
+<div>expected {{ cell.record.expected }}{% if cell.record.kernel_release %} · {{ cell.record.kernel_release }}{% endif %}{% if cell.server_release %} · server {{ cell.server_release }}{% endif %}{% if cell.record.logs %} · <a href="{{ cell.record.logs }}/">logs</a>{% endif %}{% if cell.pcap %} · <a href="{{ cell.pcap }}">pcap</a>{% endif %}</div>
 </details>{% else %}{{ cell.text }}{% endif %}</td>
 {% endfor %}</tr>
 {% endfor %}</table>
 <p><strong>Summary:</strong> {{ summary }}</p>
 <h2>Legend</h2>
+<p class="key">timeline:{% for kind, colour in colours %}<span style="background: {{ colour }}"></span>{{ kind }}{% endfor %} · the black line is the change (t = 0)</p>
 <ul>
 {% for mark, meaning in legend %}<li><strong>{{ mark }}</strong> — {{ meaning }}</li>
 {% endfor %}</ul>
@@ -262,15 +317,20 @@ def _html_cell(record: ResultRecord | None) -> dict:
         return {"record": None, "css": "not-run", "text": NOT_RUN, "hover": "not run"}
     verdict = record.verdict_obj
     text = cell_text(record)
+    meta = (record.observation or {}).get("meta") or {}
+    pcap = (meta.get("trace") or {}).get("pcap")
     return {"record": record, "css": category(record), "text": text, "hover": f"{record.cell_id}: {text}",
-            "timeline": timeline_text(record.observation), "detail": verdict.detail}
+            "timeline": timeline_text(record.observation), "detail": verdict.detail,
+            "svg": Markup(timeline_svg(record.observation)), "trace": trace_lines(record.observation),
+            "server_release": meta.get("server_release"),
+            "pcap": f"{record.logs}/{pcap}" if pcap and record.logs else None}
 
 
 def _html(grid: Grid, title: str, meta: dict) -> str:
     rows = [{"name": row, "cells": [_html_cell(grid.get(row, col)) for col in grid.columns]} for row in grid.rows]
     template = Environment(autoescape=True, keep_trailing_newline=True).from_string(_HTML)
     return template.render(title=title, meta_line=_meta_line(meta), columns=grid.columns, rows=rows,
-                           summary=summary_line(grid.records()), legend=legend())
+                           summary=summary_line(grid.records()), legend=legend(), colours=KIND_COLOURS.items())
 
 
 # ---- terminal ------------------------------------------------------------------------------------------------------

@@ -15,11 +15,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import kernels, nfs, topology
+from . import capture, kernels, nfs, topology
 from .axes import cell_setup
 from .boxes import Box, ensure_box
 from .errors import KernelUnavailable, LabError
-from .experiments import rename
+from .experiments import EXPERIMENTS, race
 from .host import Host
 from .outcome import Criteria, Verdict, classify
 from .paths import LabHome
@@ -150,19 +150,23 @@ class Runner:
 
     def _run_on(self, lab: KernelLab, cell: Cell, log_dir: Path):
         setup = cell_setup(cell.params)
+        exp = self.matrix.experiment
         self.progress(f"{cell.id}: reset")
         lab.reset()
         self.progress(f"{cell.id}: nfs server + mounts")
         server_info = nfs.start_server(lab.server, setup, lab.live.topology.nfs.cidr)
-        nfs.write_files(lab.server, rename.FILES)
+        scenario = EXPERIMENTS[exp.name](lab.server)
         mounts = {name: nfs.mount(lab.remotes[name], lab.server_ip, setup)
                   for name in (topology.ALICE, topology.BOB)}
         release = lab.remotes[topology.ALICE].run("uname -r").stdout.strip()
         nfs_module = nfs.client_module(lab.remotes[topology.ALICE], lab.client_files.nfs_modules)
-        exp = self.matrix.experiment
-        self.progress(f"{cell.id}: rename experiment ({exp.duration:.0f}s)")
-        obs = rename.run(lab.remotes[topology.ALICE], lab.remotes[topology.BOB],
-                         rename.RenameSettings(duration=exp.duration, interval=exp.interval, settle=exp.settle), setup)
+        self.progress(f"{cell.id}: {exp.name} experiment (at most {exp.duration:.0f}s)")
+        settings = race.Settings(duration=exp.duration, interval=exp.interval, settle=exp.settle)
+        if exp.capture:
+            obs = self._captured(lab, log_dir, lambda on_change: race.run(
+                lab.remotes[topology.ALICE], lab.remotes[topology.BOB], scenario, settings, setup, on_change))
+        else:
+            obs = race.run(lab.remotes[topology.ALICE], lab.remotes[topology.BOB], scenario, settings, setup)
         obs.meta.update({"server": server_info, "mounts": mounts, "client_release": release, "nfs_module": nfs_module,
                          "server_release": lab.server.run("uname -r").stdout.strip(), "timings": dict(lab.timings)})
         (log_dir / "timeline.txt").write_text(
@@ -171,6 +175,26 @@ class Runner:
         for name in (topology.ALICE, topology.BOB):
             nfs.umount(lab.remotes[name])
         return obs, release
+
+    def _captured(self, lab: KernelLab, log_dir: Path, experiment):
+        """Run the experiment under a capture of the server's NFS traffic, then decode it per client and phase
+        (before/after t = 0) into the observation's meta["trace"]."""
+        t = lab.live.topology
+        iface = capture.server_interface(self.host.virsh("domiflist", t.domain(topology.SERVER),
+                                                         step="capture: find interface"), t.nfs.name)
+        pcap = log_dir / capture.PCAP_NAME
+        cap = capture.Capture(self.host.netns_prefix(), iface, pcap, log_dir / "capture.log").start()
+        changed = []
+        try:
+            obs = experiment(changed.append)
+        finally:
+            cap.stop()
+        clients = {t.machine(name).nfs_ip: name for name in (topology.ALICE, topology.BOB)}
+        if changed:
+            obs.meta["trace"] = {"pcap": capture.PCAP_NAME, "interface": iface, "t0_host": changed[0],
+                                 "clients": clients,
+                                 **capture.summarise(capture.decode(pcap), clients, changed[0])}
+        return obs
 
     def _after_error(self, error: LabError, log_dir: Path) -> None:
         """Keep the evidence, then drop a broken topology so the next cell gets a fresh one."""
