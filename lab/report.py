@@ -163,8 +163,8 @@ def timeline_svg(observation: dict | None, width: int = 280, height: int = 30) -
             f'fill="{KIND_COLOURS.get(kind, "#999")}"><title>{kind} {first:g}s…{last:g}s ×{n}</title></rect>'
             for kind, first, last, n in runs]
     zero = round(x(0.0) + step / 2, 1)
-    labels = (f'<text x="{pad}" y="{height - 1}">{lo:g}s</text>'
-              f'<text x="{zero}" y="{height - 1}" text-anchor="middle">0</text>'
+    start = f'<text x="{pad}" y="{height - 1}">{lo:g}s</text>' if zero - pad > 16 else ""  # no overprint of "0"
+    labels = (f'{start}<text x="{zero}" y="{height - 1}" text-anchor="middle">0</text>'
               f'<text x="{width - pad}" y="{height - 1}" text-anchor="end">{hi:g}s</text>')
     return (f'<svg class="plot" width="{width}" height="{height}" '
             f'viewBox="0 0 {width} {height}" font-size="8" font-family="sans-serif">{"".join(bars)}'

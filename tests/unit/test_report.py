@@ -28,6 +28,11 @@ SEED = Observation(reads(("old", -1, 30)), after_ls=Read(30.5, "new"))
 STALE_ESTALE_NEW = Observation(reads(("old", -1, 5), ("estale", 5.5, 23), ("new", 23.5, 30)))
 PASS = Observation(reads(("old", -1, -0.5), ("new", 0, 30)))
 LATE_PASS = Observation(reads(("old", -1, 0.5), ("new", 1, 30)))
+AFTER = {"calls": 48, "ops": {"CLOSE": 1, "GETATTR": 39, "LOOKUP": 1, "OPEN": 1, "PUTFH": 47, "READ": 1},
+         "open_claims": {"NULL": 1}, "stale_replies": 0, "delay_replies": 0, "first_s": {"LOOKUP": 24.1},
+         "open_by_name": 1}
+TRACED = Observation(SEED.reads, after_ls=SEED.after_ls,
+                     meta={"trace": {"pcap": "server-nfs.pcapng", "alice": {"before": {}, "after": AFTER}}})
 
 
 def make(kernel: str, vers: str, leases: str, expected: str, obs: Observation | None = None,
@@ -50,7 +55,7 @@ def fixed_records() -> list[ResultRecord]:
         ("centos7-3.10", "4.1", "on", "pass", PASS, None),
         ("centos7-3.10", "4.1", "off", "pass", LATE_PASS, None),
         ("debian-6.1-nofix", "4.0", "on", "fail", PASS, None),                    # unexpected pass
-        ("debian-6.1-nofix", "4.0", "off", "fail", SEED, None),
+        ("debian-6.1-nofix", "4.0", "off", "fail", TRACED, None),
         ("debian-6.1-nofix", "4.1", "on", "pass", None,
          Verdict.error("mount", "mount.nfs: Connection timed out", "logs/debian-6.1-nofix__vers=4.1__leases=on")),
         ("mainline-4.19-fix", "4.0", "on", "pass", STALE_ESTALE_NEW, None),       # regression
@@ -178,3 +183,22 @@ def test_columns_follow_the_matrix_axes_whatever_the_stored_param_order():
     grid = build_grid([rec], {"axes": {"vers": ["4.0"], "leases": ["on"]}, "kernels": ["k"]})
     assert grid.columns == ["vers=4.0 leases=on"]
     assert grid.get("k", "vers=4.0 leases=on") is rec
+
+
+def test_captured_cells_show_their_nfs_operations(records):
+    md, html = render(records, "md"), render(records, "html")
+    line = "OPEN 1 (by name 1) · LOOKUP 1 (first at +24.1s) · GETATTR 39 · READ 1 · CLOSE 1 · NFS4ERR_STALE replies 0"
+    assert f"| debian-6.1-nofix/vers=4.0/leases=off | alice | {line} |" in md
+    assert f"alice after t=0: {line}" in html
+    assert '<a href="logs/debian-6.1-nofix__vers=4.0__leases=off/server-nfs.pcapng">pcap</a>' in html
+    assert html.count(">pcap</a>") == 1   # only the captured cell links a capture
+
+
+def test_timeline_plot_has_one_bar_per_run_in_its_colour():
+    from lab.report import KIND_COLOURS, timeline_svg
+    svg = timeline_svg(STALE_ESTALE_NEW.to_dict())
+    assert svg.count("<rect") == 3
+    for kind in ("old", "estale", "new"):
+        assert f'fill="{KIND_COLOURS[kind]}"' in svg
+    assert ">0</text>" in svg and ">30s</text>" in svg
+    assert timeline_svg({"reads": []}) == ""
