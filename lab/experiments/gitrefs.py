@@ -44,7 +44,8 @@ git rev-parse HEAD~1 HEAD
 def scenario(old: str, new: str) -> Scenario:
     return Scenario(name="git-packed-refs", workdir=f"{nfs.MOUNTPOINT}/{REPO}", hold=".git/packed-refs",
                     read=f"git rev-parse {BRANCH}", change=f"git update-ref {BRANCH} {new} && git pack-refs --all",
-                    old=old, new=new, stat=".git/packed-refs", bob_check=f"git rev-parse {BRANCH}")
+                    old=old, new=new, stat=".git/packed-refs", bob_check=f"git rev-parse {BRANCH}",
+                    listdir=".git")
 
 
 def prepare(server: Remote) -> Scenario:

@@ -18,6 +18,7 @@ from ..errors import LabError
 from ..outcome import Observation, Read, classify_text
 from ..proc import wait_until
 from ..remote import Remote
+from ..spec import Timeouts
 
 BEFORE_CHANGE_S = 2.0   # alice reads the old contents for a while first, so her client has it cached and open
 LOOP = "/tmp/nfslab-alice.sh"
@@ -38,6 +39,7 @@ class Scenario:
     new: str         # … and after it, on a correct client
     stat: str        # what alice stat()s before each read when the cell asks for stat_before_open
     bob_check: str   # bob reads once afterwards: his own view, for the record
+    listdir: str = "."   # the directory holding `hold`, relative to workdir: the seed's `ls` that clears it
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Settings:
     duration: float          # at most this long alice reads after the change
     interval: float          # between reads
     settle: float = 0.0      # stop early once this many seconds of new data follow the change (0: never early)
+    finish: float = Timeouts.experiment   # then, at most this long for alice's reader to stop and hand over
 
 
 def settled(reads: list[Read], settle: float) -> bool:
@@ -79,7 +82,7 @@ while [ $(date +%s) -lt $end ] && [ ! -e {TIMELINE}.stop ]; do
   printf 'R\\t%s\\t%s\\t%s\\n' "$t" "$rc" "$(printf '%s' "$out" | tr '\\t\\n' '  ')"
   sleep {settings.interval}
 done > {TIMELINE}
-ls -l {scenario.workdir} > {TIMELINE}.ls 2>&1
+ls -l {scenario.listdir} > {TIMELINE}.ls 2>&1
 t=$(date +%s.%N); out=$({scenario.read} 2>&1); rc=$?
 printf 'A\\t%s\\t%s\\t%s\\n' "$t" "$rc" "$(printf '%s' "$out" | tr '\\t\\n' '  ')" >> {TIMELINE}
 exec 3<&-
@@ -124,7 +127,7 @@ def run(alice: Remote, bob: Remote, scenario: Scenario, settings: Settings, setu
     on_change(t0)
     _wait_until_settled(alice, scenario, settings, alice_offset, t0)
     alice.run(f"touch {TIMELINE}.stop", step=f"{scenario.name}: stop alice's reader")
-    _wait_for_done(alice, scenario, timeout=settings.interval + 60)
+    _wait_for_done(alice, scenario, timeout=settings.interval + settings.finish)
     reads, after_ls = parse_timeline(alice.run(f"cat {TIMELINE}", step=f"{scenario.name}: fetch timeline").stdout,
                                      alice_offset, t0, scenario)
     ls_output = alice.run(f"cat {TIMELINE}.ls", check=False).stdout

@@ -32,7 +32,7 @@ def test_alice_holds_the_file_open_and_reads_by_name():
     assert "out=$(cat test1.txt 2>&1)" in script   # each read opens by name
     assert "sleep 0.5" in script
     assert "stat test1.txt" not in script
-    assert "ls -l /mnt/nfs" in script              # the ls that clears stale state in the seed
+    assert "ls -l . >" in script                   # the ls of the file's directory that clears it in the seed
 
 
 def test_stat_before_open_axis_changes_the_loop():
@@ -46,6 +46,7 @@ def test_git_scenario_reads_the_branch_and_packs_refs_like_gc():
     script = race.alice_script(git, SETTINGS, stat_before_open=False)
     assert "cd /mnt/nfs/repo" in script and "exec 3< .git/packed-refs" in script
     assert "git rev-parse refs/heads/nfslab" in script
+    assert "ls -l .git >" in script   # packed-refs lives in .git: that is the directory to list
     assert git.change == f"git update-ref refs/heads/nfslab {NEW_SHA} && git pack-refs --all"
 
 
