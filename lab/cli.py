@@ -43,6 +43,11 @@ class Usage(Exception):
 
 def _matrix_path(path: Optional[Path]) -> Path:
     if path is not None:
+        if path.is_dir():
+            raise Usage(f"--matrix {path}: is a directory (fix: name the file, e.g. --matrix {path / 'matrix.yaml'})")
+        if not path.exists():
+            raise Usage(f"--matrix {path}: no such file (fix: leave --matrix out to use ./matrix.yaml, else "
+                        f"nfslab's own)")
         return path
     local = Path("matrix.yaml")
     return local if local.exists() else PROJECT / "matrix.yaml"
@@ -80,6 +85,7 @@ def list_cells(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = Kern
 def setup(apt: bool = typer.Option(True, help="install missing Debian packages with apt-get"),
           box: bool = typer.Option(True, help="build the lab box if its inputs changed")):
     """Prepare this host (idempotent): Debian packages, the lab box, the lab namespace with its own libvirtd."""
+    from . import preflight
     from .boxes import ensure_box
     from .host import Host, missing_tools, require_root
     require_root()
@@ -90,6 +96,7 @@ def setup(apt: bool = typer.Option(True, help="install missing Debian packages w
             if subprocess.run(argv, env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
                               ).returncode != 0:
                 raise HostNotReady(f"`{' '.join(argv[:3])}` failed; see its output above")
+    preflight.check("setup", setup_hint=not apt)
     home = LabHome.default().ensure()
     built = ensure_box(home, progress=_progress) if box else None
     host = Host(home)
@@ -101,9 +108,9 @@ def setup(apt: bool = typer.Option(True, help="install missing Debian packages w
 @box_app.command("build")
 def box_build():
     """Build (or reuse) the lab's Vagrant box: debootstrap bookworm, no systemd, lab ssh key; cached by input hash."""
+    from . import preflight
+    preflight.check("box build")
     from .boxes import ensure_box
-    from .host import require_root
-    require_root()
     started = time.monotonic()
     built = ensure_box(LabHome.default().ensure(), progress=_progress)
     _progress(f"box {built.name} ready ({time.monotonic() - started:.0f}s)")
@@ -115,16 +122,18 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         resume: Optional[Path] = typer.Option(None, help="continue this run directory: finished cells are kept"),
         keep_host: bool = typer.Option(False, help="leave the lab namespace and libvirtd running afterwards")):
     """Run the matrix on real VMs and print the compatibility table (also written to the run directory)."""
+    from . import preflight
+    m, cells = _load(matrix, kernels)
+    if resume and not resume.is_dir():
+        raise Usage(f"--resume {resume}: no such run directory (fix: give one that `lab run` made, e.g. "
+                    f"{runs}/<run-id>)")
+    preflight.check("run")   # before anything exists: a host that is not ready leaves no empty run directory
+    # imported after the check: python-vagrant logs a warning of its own at import when vagrant is missing
     from .cleanup import release
-    from .host import require_root
     from .report import render_terminal
     from .results import RunDir
     from .runner import Runner, write_tables
-    require_root()
-    m, cells = _load(matrix, kernels)
     run_dir = RunDir(resume) if resume else RunDir.create(runs)
-    if resume and not resume.is_dir():
-        raise Usage(f"{resume}: no such run directory")
     done = run_dir.finished_cells() if resume else set()
     todo = [c for c in cells if c.id not in done]
     started = time.monotonic()
@@ -202,10 +211,10 @@ def merge(dest: Path = typer.Argument(..., help="the merged run directory (creat
 @app.command()
 def clean(keep_host: bool = typer.Option(False, help="remove topologies only; keep the namespace and libvirtd")):
     """Remove everything the lab created: VMs, snapshots, volumes, networks, then libvirtd and the namespace."""
-    from .cleanup import clean_everything
-    from .host import require_root
-    require_root()
+    from . import preflight
+    preflight.check("clean")
     from .boxes import prune_stale
+    from .cleanup import clean_everything
     removed = clean_everything(keep_host=keep_host) + prune_stale(LabHome.default())
     for r in removed:
         _progress(f"removed {r}")

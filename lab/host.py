@@ -37,10 +37,15 @@ REQUIRED_TOOLS = {
 TB_CACHE_MIB = 128
 
 
+def missing_commands(tools=None) -> list[str]:
+    """The host commands (all the lab runs, or these) that are not on PATH. Only PATH counts: the lab's
+    subprocesses search the same PATH, so a tool outside it would fail later as "command not found"."""
+    return [tool for tool in (tools or REQUIRED_TOOLS) if not shutil.which(tool)]
+
+
 def missing_tools() -> list[str]:
     """Debian packages whose commands are missing (so the error can say `apt-get install …`)."""
-    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
-    return sorted({pkg for tool, pkg in REQUIRED_TOOLS.items() if not shutil.which(tool, path=path)})
+    return sorted({REQUIRED_TOOLS[tool] for tool in missing_commands()})
 
 
 def require_root() -> None:
@@ -48,11 +53,14 @@ def require_root() -> None:
         raise HostNotReady("the lab needs root (network namespaces, libvirtd, debootstrap): run it with sudo")
 
 
-def require_tools() -> None:
-    missing = missing_tools()
+def require_tools(tools=None, *, setup_hint: bool = True) -> None:
+    """One line naming what is missing and the packages that bring it; `lab setup` itself, once its apt-get has
+    run, says only the apt-get (setup_hint=False)."""
+    missing = missing_commands(tools)
     if missing:
-        raise HostNotReady(f"missing host packages: {' '.join(missing)} (run `lab setup` or "
-                           f"`apt-get install {' '.join(missing)}`)")
+        install = f"`apt-get install {' '.join(sorted({REQUIRED_TOOLS[tool] for tool in missing}))}`"
+        fix = f"run `lab setup`, or {install}" if setup_hint else install
+        raise HostNotReady(f"missing: {', '.join(missing)} (fix: {fix})")
 
 
 def _pid_alive(pid: int | None) -> bool:

@@ -76,6 +76,10 @@ class Source:
             text = self.path.read_text()
         except FileNotFoundError:
             raise SpecError(self.path, None, "no such file") from None
+        except IsADirectoryError:
+            raise SpecError(self.path, None, "is a directory, not a YAML file") from None
+        except OSError as e:
+            raise SpecError(self.path, None, f"cannot read it: {e.strerror}") from None
         try:
             return YAML(typ="rt").load(text)
         except MarkedYAMLError as e:
@@ -124,7 +128,8 @@ class Source:
                 raise self.error(self.key_line(node, key), _unknown(key_word, key, allowed))
         for key in required:
             if key not in node:
-                raise self.error(line or self.node_line(node), f"{what} needs '{key}'")
+                raise self.error(line or self.node_line(node),
+                                 f"{what} needs '{key}' (required: {', '.join(required)})")
         return node
 
     def string(self, node: Any, key: str, what: str | None = None) -> str:
@@ -235,7 +240,8 @@ def load_kernel(path: Path | str) -> Kernel:
 
 def _kernel_source(src: Source, doc: CommentedMap) -> tuple[str, dict]:
     """Exactly one source kind, each with its own schema."""
-    node = src.mapping(doc["source"], "source", src.value_line(doc, "source"), list(SOURCE_SCHEMAS))
+    node = src.mapping(doc["source"], "source", src.value_line(doc, "source"), list(SOURCE_SCHEMAS),
+                       key_word="source kind")
     if len(node) != 1:
         raise src.error(src.key_line(doc, "source"),
                         f"source needs exactly one of {', '.join(SOURCE_SCHEMAS)} (found {len(node)})")
@@ -352,6 +358,45 @@ def _duration(src: Source, node: CommentedMap, key: str) -> float:
             from None
 
 
+# ---- timeouts ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long each wait of a cell may last before it is a lab ERROR (seconds).
+
+    The defaults suit TCG on 2 cores, where everything a VM does is several times slower than under KVM. A
+    timeout costs time only when something is already broken, so they are generous rather than tight."""
+
+    boot: float = 300.0        # a VM to boot and answer Vagrant's ssh (`vagrant up` gets 120 s more of its own)
+    revert: float = 120.0      # the three VMs back to the boot snapshot
+    ssh: float = 120.0         # every VM to answer the lab's ssh, after the boot and after each revert
+    command: float = 60.0      # one command in a VM that no key below covers
+    nfsd: float = 90.0         # the server's nfsd to start (and its modules to load before the snapshot)
+    mount: float = 60.0        # one client's mount (and its NFS modules to load before the snapshot)
+    experiment: float = 60.0   # past `duration`: alice's reader to stop and hand over its timeline
+    build: float = 3600.0      # one kernel compile (a module rebuild or a full bzImage)
+
+
+TIMEOUT_KEYS = list(Timeouts.__dataclass_fields__)
+
+
+def _timeouts(src: Source, doc: CommentedMap) -> Timeouts:
+    """The optional `timeouts:` section; a key left out keeps its default."""
+    if doc.get("timeouts") is None:
+        return Timeouts()
+    node = src.mapping(doc["timeouts"], "timeouts", src.key_line(doc, "timeouts"), TIMEOUT_KEYS, key_word="timeout")
+    values: dict[str, float] = {}
+    for key in node:
+        try:
+            values[key] = parse_duration(node[key])
+        except ValueError:
+            values[key] = 0.0
+        if values[key] <= 0:
+            raise src.error(src.value_line(node, key), f"bad timeout '{node[key]}' for {key} "
+                                                       f"(allowed: a duration > 0, e.g. {getattr(Timeouts, key):g}s)")
+    return Timeouts(**values)
+
+
 # ---- cells and the matrix ----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -384,7 +429,8 @@ class Cell:
         return cls(kernel, dict(pair.split("=", 1) for pair in pairs))
 
 
-MATRIX_KEYS = ["kernels", "server", "axes", "experiment"]
+MATRIX_KEYS = ["kernels", "server", "axes", "experiment", "timeouts"]
+REQUIRED_MATRIX_KEYS = ["kernels", "server", "axes", "experiment"]
 
 
 @dataclass(frozen=True)
@@ -396,6 +442,7 @@ class Matrix:
     server: str
     axes: dict[str, list[str]]
     experiment: Experiment
+    timeouts: Timeouts = Timeouts()
     known: dict[str, Kernel] = field(default_factory=dict, repr=False)  # rows + server + build bases
 
     def kernel(self, name: str) -> Kernel:
@@ -424,7 +471,7 @@ def load_matrix(path: Path | str, kernels_dir: Path | str | None = None) -> Matr
     """Read matrix.yaml and every kernel spec it needs (rows, server, bases of builds)."""
     src = Source(Path(path))
     doc = src.load()
-    src.mapping(doc, "a matrix", None, MATRIX_KEYS, required=MATRIX_KEYS)
+    src.mapping(doc, "a matrix", None, MATRIX_KEYS, required=REQUIRED_MATRIX_KEYS)
     files = kernel_files(Path(kernels_dir) if kernels_dir is not None else src.path.parent / "kernels")
     known: dict[str, Kernel] = {}
     names = _kernel_list(src, doc, files)
@@ -435,7 +482,7 @@ def load_matrix(path: Path | str, kernels_dir: Path | str | None = None) -> Matr
         raise src.error(src.value_line(doc, "server"), _unknown("server kernel", server, sorted(files)))
     _load_with_bases(server, files, known)
     return Matrix(path=src.path, kernels=[known[n] for n in names], server=server, axes=_axes(src, doc),
-                  experiment=_experiment(src, doc), known=known)
+                  experiment=_experiment(src, doc), timeouts=_timeouts(src, doc), known=known)
 
 
 def _kernel_list(src: Source, doc: CommentedMap, files: dict[str, Path]) -> list[str]:
@@ -454,15 +501,22 @@ def _kernel_list(src: Source, doc: CommentedMap, files: dict[str, Path]) -> list
 
 
 def _load_with_bases(name: str, files: dict[str, Path], known: dict[str, Kernel]) -> None:
-    """A build row borrows its image from its base spec, so the base must exist and be valid too."""
+    """A build row borrows its image from its base spec, so the base must exist and be valid too, and the chain of
+    bases must end in a kernel that has an image (a → b → a never does)."""
+    chain: list[str] = []
     while name not in known:
         kernel = load_kernel(files[name])
         known[name] = kernel
+        chain.append(name)
         if kernel.base is None:
             return
+        src = Source(kernel.path)
         if kernel.base not in files:
-            src = Source(kernel.path)
             raise src.error(_base_line(kernel.path), _unknown("base kernel", kernel.base, sorted(files)))
+        if kernel.base in chain:
+            loop = " → ".join([*chain[chain.index(kernel.base):], kernel.base])
+            raise src.error(_base_line(kernel.path), f"base kernel '{kernel.base}' makes a loop: {loop} "
+                                                     "(a base must lead to a deb or box kernel)")
         name = kernel.base
 
 
@@ -479,7 +533,9 @@ def _axes(src: Source, doc: CommentedMap) -> dict[str, list[str]]:
     for name in node:
         values = node[name]
         if not isinstance(values, CommentedSeq) or not values:
-            raise src.error(src.key_line(node, name), f"axis '{name}' needs a non-empty list of values")
+            allowed = axis_registry.axis(name).allowed
+            raise src.error(src.key_line(node, name), f"axis '{name}' needs a non-empty list of values"
+                                                      + (f" {_allowed(allowed)}" if allowed else ""))
         result[name] = []
         for index, raw in enumerate(values):
             line = src.item_line(values, index)

@@ -187,7 +187,7 @@ def _message(path: Path, kernels_dir: Path | None = KERNELS) -> str:
 MATRIX_ERRORS = {
     "syntax": "syntax.yaml:2: YAML syntax error: expected ',' or ']', but got ':'",
     "unknown-key": "unknown-key.yaml:3: unknown key 'kernal', did you mean 'kernels'? "
-                   "(allowed: kernels, server, axes, experiment)",
+                   "(allowed: kernels, server, axes, experiment, timeouts)",
     "unknown-kernel": "unknown-kernel.yaml:4: unknown kernel 'ok-bxo', did you mean 'ok-box'? "
                       "(allowed: bad-base, ok-box, ok-build, ok-deb)",
     "bad-axis-value": "bad-axis-value.yaml:12: unknown mount option 'vers=4.3' (allowed: 3, 4.0, 4.1, 4.2)",
@@ -226,7 +226,7 @@ KERNEL_ERRORS = {
                           "(allowed: suite, package, version)",
     "bad-scope": "bad-scope.yaml:6: unknown scope 'module:fs/nfsd', did you mean 'module:fs/nfs'? "
                  "(allowed: full, module:fs/nfs)",
-    "missing-package": "missing-package.yaml:4: source.box needs 'kernel_package'",
+    "missing-package": "missing-package.yaml:4: source.box needs 'kernel_package' (required: name, kernel_package)",
     "float-version": "float-version.yaml:6: version must be a string (quote it)",
     "bad-when-value": "bad-when-value.yaml:6: unknown mount option 'vers=4.3' (allowed: 3, 4.0, 4.1, 4.2)",
 }
@@ -269,7 +269,8 @@ def test_missing_required_key_and_empty_file(tmp_path):
     path.write_text("kernels: [ok-deb]\nserver: ok-deb\naxes: {vers: ['4.0']}\n")
     with pytest.raises(SpecError) as info:
         load_matrix(path, KERNELS)
-    assert (info.value.line, info.value.message) == (1, "a matrix needs 'experiment'")
+    assert (info.value.line, info.value.message) == (1, "a matrix needs 'experiment' "
+                                                        "(required: kernels, server, axes, experiment)")
     path.write_text("")
     with pytest.raises(SpecError, match="a matrix must be a mapping"):
         load_matrix(path, KERNELS)
