@@ -16,7 +16,7 @@ from .boxes import Box, is_registered, kernel_release
 from .errors import KernelUnavailable, LabError
 from .paths import PROJECT, LabHome
 from .proc import run
-from .spec import Kernel
+from .spec import Kernel, Timeouts
 from .topology import KernelFiles
 
 BOX_SUITE = "bookworm"
@@ -35,18 +35,20 @@ def source(kind: str):
     return register
 
 
-def resolve(kernel: Kernel, home: LabHome, box: Box, progress=lambda msg: None) -> KernelFiles:
-    """Files to boot `kernel`, or KernelUnavailable(reason). Fetches and builds say what they do via progress."""
+def resolve(kernel: Kernel, home: LabHome, box: Box, progress=lambda msg: None,
+            build_timeout: float = Timeouts.build) -> KernelFiles:
+    """Files to boot `kernel`, or KernelUnavailable(reason). Fetches and builds say what they do via progress;
+    every source takes the same arguments, and a compile may last `build_timeout` seconds."""
     try:
         get = SOURCES[kernel.source_kind]
     except KeyError:
         raise KernelUnavailable(f"source kind '{kernel.source_kind}' is not supported") from None
     progress(f"{kernel.name}: preparing kernel ({kernel.source_kind}; builds and downloads are cached)")
-    return get(kernel, home, box)
+    return get(kernel, home, box, build_timeout)
 
 
 @source("deb")
-def deb_kernel(kernel: Kernel, home: LabHome, box: Box) -> KernelFiles:
+def deb_kernel(kernel: Kernel, home: LabHome, box: Box, build_timeout: float) -> KernelFiles:
     """A Debian kernel package. The box's own kernel (bookworm cloud) is used straight from the box; any other
     is fetched with a private apt config, unpacked, and its modules handed to the guest in the initramfs."""
     suite, package = kernel.source["suite"], kernel.source["package"]
@@ -107,7 +109,7 @@ def box_kernel_files(box: Box) -> KernelFiles:
 
 
 @source("box")
-def vagrant_box_kernel(kernel: Kernel, home: LabHome, box: Box) -> KernelFiles:
+def vagrant_box_kernel(kernel: Kernel, home: LabHome, box: Box, build_timeout: float) -> KernelFiles:
     """A distribution's own Vagrant box (CentOS 7, Ubuntu 16.04) pinned to a kernel package. Only usable where
     the box is already present: Vagrant Cloud and the distributions' mirrors are unreachable here."""
     name = kernel.source["name"]
@@ -122,11 +124,11 @@ def vagrant_box_kernel(kernel: Kernel, home: LabHome, box: Box) -> KernelFiles:
 
 
 @source("build")
-def built_kernel(kernel: Kernel, home: LabHome, box: Box) -> KernelFiles:
+def built_kernel(kernel: Kernel, home: LabHome, box: Box, build_timeout: float) -> KernelFiles:
     scope = kernel.source.get("scope", "full")
     if scope == "module:fs/nfs":
-        return module_build(kernel, home, box)
-    return full_build(kernel, home)
+        return module_build(kernel, home, box, build_timeout)
+    return full_build(kernel, home, build_timeout)
 
 
 def patch_files(kernel: Kernel) -> list[Path]:
@@ -151,7 +153,7 @@ def build_key(*parts: str | bytes) -> str:
     return h.hexdigest()[:12]
 
 
-def module_build(kernel: Kernel, home: LabHome, box: Box) -> KernelFiles:
+def module_build(kernel: Kernel, home: LabHome, box: Box, build_timeout: float = Timeouts.build) -> KernelFiles:
     """fs/nfs rebuilt out of tree from Debian's linux-source of the box kernel's exact version, against that
     kernel's headers, then shipped in the initramfs as `updates/` modules that modprobe prefers (~70 s cold at
     -j2, cached by release + source version + patches)."""
@@ -175,7 +177,7 @@ def module_build(kernel: Kernel, home: LabHome, box: Box) -> KernelFiles:
     apply_patches(src, patches, log)
     headers = _headers(home, suite, base.release, version, log)
     run(["make", "-C", str(headers), f"M={src / 'fs/nfs'}", f"-j{os.cpu_count() or 2}", "modules"],
-        step=f"build: {kernel.name} fs/nfs", timeout=1800, log=log,
+        step=f"build: {kernel.name} fs/nfs", timeout=build_timeout, log=log,
         env=dict(os.environ, DEBIAN_KERNEL_USE_CCACHE="1") if shutil.which("ccache") else None)
     built = {f"updates/{ko.name}": ko for ko in sorted((src / "fs/nfs").rglob("*.ko"))}
     modules = box.rootfs / "lib/modules" / base.release
@@ -234,7 +236,7 @@ def unpack_tree(tree: Path, ref: str | None, dest: Path, log: Path) -> None:
         run(["cp", "-a", f"{tree}/.", str(dest)], step="build: copy tree", timeout=1800, log=log)
 
 
-def full_build(kernel: Kernel, home: LabHome) -> KernelFiles:
+def full_build(kernel: Kernel, home: LabHome, build_timeout: float = Timeouts.build) -> KernelFiles:
     """bzImage from a tree + patches + the config fragment (virtio, ext4 and NFS built in, no modules, no
     initramfs). Cached by (tree, patches, config); ccache makes a build of a sibling tree (e.g. with one more
     patch) take a fraction of the ~4 min cold build."""
@@ -265,8 +267,8 @@ def full_build(kernel: Kernel, home: LabHome) -> KernelFiles:
     if missing:
         raise LabError(f"build: {kernel.name} config", f"options the lab needs are not set: {' '.join(missing)}",
                        log)
-    run([*make, *cc, f"-j{os.cpu_count() or 2}", "bzImage"], step=f"build: {kernel.name}", timeout=3600, log=log,
-        env=env)
+    run([*make, *cc, f"-j{os.cpu_count() or 2}", "bzImage"], step=f"build: {kernel.name}", timeout=build_timeout,
+        log=log, env=env)
     shutil.copyfile(obj / "arch/x86/boot/bzImage", out / "vmlinuz")
     (out / "vmlinuz").chmod(0o644)
     (out / "release").write_text((obj / "include/config/kernel.release").read_text())

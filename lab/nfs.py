@@ -13,6 +13,7 @@ import shlex
 from .axes import CellSetup
 from .errors import LabError
 from .remote import Remote
+from .spec import Timeouts
 
 EXPORT = "/srv/nfs"
 MOUNTPOINT = "/mnt/nfs"
@@ -30,21 +31,21 @@ def export_line(subnet: str) -> str:
     return f"{EXPORT} {subnet}(rw,sync,no_subtree_check,root_squash)"
 
 
-def preload_server(server: Remote) -> None:
+def preload_server(server: Remote, timeout: float = Timeouts.nfsd) -> None:
     """What every cell's server needs and that holds no NFS state: modules, filesystems, rpcbind. Done once
     before the boot snapshot, so a revert does not redo it (≈ 4 s per cell under TCG)."""
     server.run("modprobe nfsd; mountpoint -q /proc/fs/nfsd || mount -t nfsd nfsd /proc/fs/nfsd; "
                "mountpoint -q /var/lib/nfs/rpc_pipefs || mount -t rpc_pipefs sunrpc /var/lib/nfs/rpc_pipefs; "
-               "pidof rpcbind >/dev/null || rpcbind -w", timeout=120, step="nfs: preload server")
+               "pidof rpcbind >/dev/null || rpcbind -w", timeout=timeout, step="nfs: preload server")
 
 
-def preload_client(client: Remote) -> None:
+def preload_client(client: Remote, timeout: float = Timeouts.mount) -> None:
     """The client's NFS modules, loaded (no mount, no client id) before the boot snapshot; a kernel with NFS
     built in has nothing to load."""
-    client.run("modprobe -a nfsv4 nfsv3 2>/dev/null; true", timeout=120, step=f"nfs: preload {client.name}")
+    client.run("modprobe -a nfsv4 nfsv3 2>/dev/null; true", timeout=timeout, step=f"nfs: preload {client.name}")
 
 
-def start_server(server: Remote, setup: CellSetup, subnet: str) -> dict:
+def start_server(server: Remote, setup: CellSetup, subnet: str, timeout: float = Timeouts.nfsd) -> dict:
     """Set the cell's server sysctls, export, start nfsd; return what the server reports (for the record)."""
     sysctls = "; ".join(f"echo {shlex.quote(v)} > {sysctl_path(k)}" for k, v in setup.server_sysctls.items())
     script = f"""set -e
@@ -60,7 +61,7 @@ rpc.nfsd --grace-time {GRACE_S} --lease-time {LEASE_S} {NFSD_THREADS}
 pidof rpc.mountd >/dev/null || rpc.mountd
 [ -e /proc/fs/nfsd/v4_end_grace ] && echo Y > /proc/fs/nfsd/v4_end_grace || sleep {GRACE_S}
 """
-    server.run(script, timeout=90, step="nfs: start server")
+    server.run(script, timeout=timeout, step="nfs: start server")
     return check_server(server, setup)
 
 
@@ -90,7 +91,7 @@ def write_files(server: Remote, files: dict[str, str]) -> None:
     server.run("; ".join(parts) + " ; true", step="nfs: write export files")
 
 
-def mount(client: Remote, server_ip: str, setup: CellSetup) -> dict:
+def mount(client: Remote, server_ip: str, setup: CellSetup, timeout: float = Timeouts.mount) -> dict:
     """Mount the export with the cell's options, then verify the negotiated version is the one asked for.
 
     A server or client may silently fall back to another minor version; the table would then be wrong, so that
@@ -99,7 +100,8 @@ def mount(client: Remote, server_ip: str, setup: CellSetup) -> dict:
     # it changes nothing about caching, so the cell still tests what it asks for
     opts = ",".join([*setup.mount_options, "retry=0"])
     client.run(f"mkdir -p {MOUNTPOINT}; umount -f {MOUNTPOINT} 2>/dev/null; "
-               f"mount -t nfs -o {opts} {server_ip}:{EXPORT} {MOUNTPOINT}", timeout=60, step=f"nfs: mount on {client.name}")
+               f"mount -t nfs -o {opts} {server_ip}:{EXPORT} {MOUNTPOINT}", timeout=timeout,
+               step=f"nfs: mount on {client.name}")
     line = client.run(f"grep ' {MOUNTPOINT} ' /proc/mounts", check=False, step="nfs: check mount").stdout.strip()
     if not line:
         raise LabError(f"nfs: mount on {client.name}", f"{MOUNTPOINT} not in /proc/mounts after mount", client.log)

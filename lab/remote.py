@@ -18,6 +18,7 @@ import paramiko
 
 from .errors import LabError
 from .proc import log_line
+from .spec import Timeouts
 
 SocketFactory = Callable[[str, int, float], object]
 
@@ -34,15 +35,18 @@ class Result:
 
 
 class Remote:
-    """One VM reached over ssh; commands and outputs go to `log` (switched per cell with `log_to`)."""
+    """One VM reached over ssh; commands and outputs go to `log` (switched per cell with `log_to`). A command
+    given no timeout of its own gets `command_timeout`."""
 
-    def __init__(self, name: str, address: str, port: int, key: Path, open_socket: SocketFactory, log: Path):
+    def __init__(self, name: str, address: str, port: int, key: Path, open_socket: SocketFactory, log: Path,
+                 command_timeout: float = Timeouts.command):
         self.name = name
         self.address = address
         self.port = port
         self.key = key
         self.open_socket = open_socket
         self.log = log
+        self.command_timeout = command_timeout
         self._conn: fabric.Connection | None = None
 
     def log_to(self, log: Path) -> None:
@@ -69,9 +73,10 @@ class Remote:
                 pass
             self._conn = None
 
-    def run(self, command: str, *, timeout: float = 60, check: bool = True, step: str | None = None) -> Result:
+    def run(self, command: str, *, timeout: float | None = None, check: bool = True, step: str | None = None) -> Result:
         """Run a shell command as root; LabError(step) on failure (if check), on timeout, or if ssh breaks."""
         step = step or f"{self.name}: {command.split()[0] if command.split() else command}"
+        timeout = self.command_timeout if timeout is None else timeout
         started = time.monotonic()
         log_line(self.log, f"[{time.strftime('%H:%M:%S')}] {self.name}$ {command}")
         try:
@@ -93,13 +98,13 @@ class Remote:
         self.run(f"cat > {shlex.quote(path)} <<'NFSLAB_EOF'\n{content}\nNFSLAB_EOF\nchmod {mode} {shlex.quote(path)}",
                  step=f"{self.name}: write {path}")
 
-    def wait_ready(self, timeout: float = 60) -> float:
+    def wait_ready(self, timeout: float = Timeouts.ssh) -> float:
         """Retry until a command runs: after a snapshot revert the first connection may fail (REPORT.md)."""
         started = time.monotonic()
         last: Exception | None = None
         while time.monotonic() - started < timeout:
             try:
-                self.run("true", timeout=10, step=f"{self.name}: ssh ready")
+                self.run("true", timeout=min(10, timeout), step=f"{self.name}: ssh ready")
                 return time.monotonic() - started
             except LabError as e:
                 last = e

@@ -25,7 +25,7 @@ from .outcome import Criteria, Verdict, classify
 from .paths import LabHome
 from .remote import Remote
 from .results import ResultRecord, RunDir, now_iso, worker_name
-from .spec import Cell, Matrix
+from .spec import Cell, Matrix, Timeouts
 from .state import StateFile
 
 
@@ -53,6 +53,7 @@ class KernelLab:
     client_files: topology.KernelFiles
     fresh: bool = True          # just booted: the first cell needs no revert
     timings: dict = field(default_factory=dict)
+    timeouts: Timeouts = Timeouts()
 
     @property
     def server(self) -> Remote:
@@ -73,8 +74,8 @@ class KernelLab:
             return
         for r in self.remotes.values():
             r.close()
-        self.timings["revert_s"] = round(self.live.revert(), 2)
-        self.timings["ready_s"] = round(self._each(lambda r: r.wait_ready(60)), 2)
+        self.timings["revert_s"] = round(self.live.revert(timeout=self.timeouts.revert), 2)
+        self.timings["ready_s"] = round(self._each(lambda r: r.wait_ready(self.timeouts.ssh)), 2)
 
     def _each(self, fn) -> float:
         started = time.monotonic()
@@ -154,14 +155,15 @@ class Runner:
         self.progress(f"{cell.id}: reset")
         lab.reset()
         self.progress(f"{cell.id}: nfs server + mounts")
-        server_info = nfs.start_server(lab.server, setup, lab.live.topology.nfs.cidr)
+        server_info = nfs.start_server(lab.server, setup, lab.live.topology.nfs.cidr, timeout=lab.timeouts.nfsd)
         scenario = EXPERIMENTS[exp.name](lab.server)
-        mounts = {name: nfs.mount(lab.remotes[name], lab.server_ip, setup)
+        mounts = {name: nfs.mount(lab.remotes[name], lab.server_ip, setup, timeout=lab.timeouts.mount)
                   for name in (topology.ALICE, topology.BOB)}
         release = lab.remotes[topology.ALICE].run("uname -r").stdout.strip()
         nfs_module = nfs.client_module(lab.remotes[topology.ALICE], lab.client_files.nfs_modules)
         self.progress(f"{cell.id}: {exp.name} experiment (at most {exp.duration:.0f}s)")
-        settings = race.Settings(duration=exp.duration, interval=exp.interval, settle=exp.settle)
+        settings = race.Settings(duration=exp.duration, interval=exp.interval, settle=exp.settle,
+                                 finish=lab.timeouts.experiment)
         if exp.capture:
             obs = self._captured(lab, log_dir, lambda on_change: race.run(
                 lab.remotes[topology.ALICE], lab.remotes[topology.BOB], scenario, settings, setup, on_change))
@@ -222,18 +224,20 @@ class Runner:
             self.prepare()
         try:
             client = kernels.check_files(kernels.resolve(self.matrix.kernel(kernel_name), self.home, self.box,
-                                                         self.progress))
+                                                         self.progress, self.matrix.timeouts.build))
         except KernelUnavailable as e:
             self.unavailable[kernel_name] = e
             raise
         except LabError as e:  # a failed build: its log is named once, the kernel's other cells reuse the error
             self.lab_error = Verdict.error(e.step, e.message, e.log)
             raise
-        server = kernels.check_files(kernels.resolve(self.matrix.kernel(self.matrix.server), self.home, self.box))
+        server = kernels.check_files(kernels.resolve(self.matrix.kernel(self.matrix.server), self.home, self.box,
+                                                     build_timeout=self.matrix.timeouts.build))
         self.lab = self._boot(kernel_name, server, client)
         return self.lab
 
     def _boot(self, kernel_name: str, server: topology.KernelFiles, client: topology.KernelFiles) -> KernelLab:
+        timeouts = self.matrix.timeouts
         lab_id = topology.new_lab_id()
         topo_dir = self.home.topologies / lab_id
         with _locked(self.home.topologies / ".slots.lock"):
@@ -243,20 +247,21 @@ class Runner:
         t = topology.plan(lab_id=lab_id, slot=slot, kernel_name=kernel_name, box=self.box.name,
                           server_kernel=server, client_kernel=client, ssh_key=self.home.ssh_key,
                           driver="kvm" if self.host.accel == "kvm" else "qemu", emulator=self.host.tcg_wrapper,
-                          netns=self.host.netns)
+                          netns=self.host.netns, boot_timeout=timeouts.boot)
         live = topology.LiveTopology(t, self.host, topo_dir)
         self.progress(f"{kernel_name}: booting server, alice, bob (topology {lab_id})")
         try:
             live.create(progress=self.progress)
             remotes = {name: Remote(name, tgt.address, tgt.port, self.home.ssh_key, self.host.open_socket,
-                                    topo_dir / f"{name}.log") for name, tgt in live.targets.items()}
-            lab = KernelLab(live, remotes, client, timings={"up_s": round(live.timings["up"], 1)})
-            lab.timings["ssh_s"] = round(lab._each(lambda r: r.wait_ready(120)), 2)
+                                    topo_dir / f"{name}.log", command_timeout=timeouts.command)
+                       for name, tgt in live.targets.items()}
+            lab = KernelLab(live, remotes, client, timings={"up_s": round(live.timings["up"], 1)}, timeouts=timeouts)
+            lab.timings["ssh_s"] = round(lab._each(lambda r: r.wait_ready(timeouts.ssh)), 2)
             for name in (topology.ALICE, topology.BOB):
                 check_release(lab.remotes[name], client.release)
-            nfs.preload_server(lab.server)
+            nfs.preload_server(lab.server, timeout=timeouts.nfsd)
             for name in (topology.ALICE, topology.BOB):
-                nfs.preload_client(lab.remotes[name])
+                nfs.preload_client(lab.remotes[name], timeout=timeouts.mount)
             live.snapshot()
         except LabError as e:
             self.lab_error = Verdict.error(e.step, e.message, e.log)

@@ -26,6 +26,7 @@ from .errors import LabError
 from .host import LIBVIRT_URI, POOL, Host
 from .paths import PREFIX, PROJECT, LabHome
 from .proc import log_line
+from .spec import Timeouts
 from .state import StateFile
 
 SERVER, ALICE, BOB = "server", "alice", "bob"
@@ -96,7 +97,7 @@ class Topology:
     netns: str = "nfslab"
     uri: str = LIBVIRT_URI
     pool: str = POOL
-    boot_timeout: int = 300
+    boot_timeout: int = round(Timeouts.boot)   # Vagrant's config.vm.boot_timeout, whole seconds
 
     @property
     def domain_prefix(self) -> str:
@@ -125,7 +126,7 @@ def networks_for_slot(lab_id: str, slot: int) -> tuple[Network, Network]:
 
 def plan(*, lab_id: str, slot: int, kernel_name: str, box: str, server_kernel: KernelFiles,
          client_kernel: "KernelFiles | DistroClient", ssh_key: Path, driver: str = "qemu", emulator: Path | None = None,
-         netns: str = "nfslab", memory: int = 512) -> Topology:
+         netns: str = "nfslab", memory: int = 512, boot_timeout: float = Timeouts.boot) -> Topology:
     """The pure topology value: the server keeps the fixed server kernel, alice and bob carry the one under test."""
     mgmt, nfs = networks_for_slot(lab_id, slot)
 
@@ -140,7 +141,8 @@ def plan(*, lab_id: str, slot: int, kernel_name: str, box: str, server_kernel: K
     machines = (machine(SERVER, server_kernel), machine(ALICE, client_kernel), machine(BOB, client_kernel))
     keys = (ssh_key, INSECURE_KEY) if isinstance(client_kernel, DistroClient) else (ssh_key,)
     return Topology(lab_id=lab_id, kernel_name=kernel_name, box=box, machines=machines, mgmt=mgmt, nfs=nfs,
-                    ssh_keys=keys, driver=driver, emulator=emulator if driver == "qemu" else None, netns=netns)
+                    ssh_keys=keys, driver=driver, emulator=emulator if driver == "qemu" else None, netns=netns,
+                    boot_timeout=round(boot_timeout))
 
 
 def render_vagrantfile(t: Topology, template: Path = PROJECT / "Vagrantfile.j2") -> str:
@@ -281,11 +283,11 @@ class LiveTopology:
         self._each_domain(lambda d: self.host.virsh("snapshot-create-as", d, name, step=f"snapshot {d}"))
         self.state.set("snapshot", name)
 
-    def revert(self, name: str = SNAPSHOT) -> float:
+    def revert(self, name: str = SNAPSHOT, timeout: float = Timeouts.revert) -> float:
         """Back to the booted state in ~3 s; the caller reconnects (guest TCP state was reverted too)."""
         started = time.monotonic()
         self._each_domain(lambda d: self.host.virsh("snapshot-revert", d, name, "--running",
-                                                    step=f"revert {d}", timeout=120))
+                                                    step=f"revert {d}", timeout=timeout))
         return time.monotonic() - started
 
     def _each_domain(self, fn) -> None:

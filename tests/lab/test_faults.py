@@ -50,8 +50,8 @@ def test_unbootable_kernel_is_an_error_with_its_log(runner, monkeypatch):
 def test_nfsd_stopped_is_an_error_and_the_next_cell_still_runs(runner, monkeypatch):
     start = nfs.start_server
 
-    def start_then_stop_nfsd(server, setup, subnet):
-        info = start(server, setup, subnet)
+    def start_then_stop_nfsd(server, setup, subnet, **kw):
+        info = start(server, setup, subnet, **kw)
         server.run("rpc.nfsd 0; exportfs -ua")     # the fault: nfsd really stops on the server VM
         return info
 
