@@ -32,7 +32,7 @@ REQUIRED_TOOLS = {
     "vagrant": "vagrant", "virsh": "libvirt-clients", "libvirtd": "libvirt-daemon-system",
     "virtlogd": "libvirt-daemon-system", "qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils",
     "debootstrap": "debootstrap", "ip": "iproute2", "mkfs.ext4": "e2fsprogs", "cpio": "cpio",
-    "dnsmasq": "dnsmasq-base",
+    "dnsmasq": "dnsmasq-base", "dumpcap": "tshark", "tshark": "tshark",   # tshark: the per-cell capture
 }
 TB_CACHE_MIB = 128
 

@@ -19,7 +19,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from . import axes as axis_registry
 
-EXPERIMENTS = ("rename",)
+EXPERIMENTS = ("rename", "git-packed-refs")   # lab.experiments.EXPERIMENTS has the same names
 VERDICTS = ("pass", "fail")
 Verdict = Literal["pass", "fail"]
 
@@ -321,9 +321,10 @@ class Experiment:
     pass_within: float = 2.0
     repeats: int = 1
     settle: float = 5.0
+    capture: bool = False    # a packet capture of the NFS traffic per cell, decoded into operation counts
 
 
-EXPERIMENT_KEYS = ["name", "duration", "interval", "pass_within", "repeats", "settle"]
+EXPERIMENT_KEYS = ["name", "duration", "interval", "pass_within", "repeats", "settle", "capture"]
 DURATION_KEYS = ("duration", "interval", "pass_within", "settle")
 
 
@@ -343,10 +344,22 @@ def _experiment(src: Source, doc: CommentedMap) -> Experiment:
         if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
             raise src.error(src.value_line(node, "repeats"), f"bad repeats '{repeats}' (allowed: a whole number >= 1)")
         values["repeats"] = repeats
+    if "capture" in node:
+        values["capture"] = _switch(src, node, "capture")
     experiment = Experiment(**values)
     if experiment.interval <= 0 or experiment.pass_within > experiment.duration:
         raise src.error(src.key_line(doc, "experiment"), "experiment needs interval > 0 and pass_within <= duration")
     return experiment
+
+
+def _switch(src: Source, node: CommentedMap, key: str) -> bool:
+    """on/off; YAML 1.1 already reads on/off/yes/no/true/false as booleans."""
+    value = node[key]
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("on", "off"):
+        return str(value).lower() == "on"
+    raise src.error(src.value_line(node, key), f"bad {key} '{value}' (allowed: on, off)")
 
 
 def _duration(src: Source, node: CommentedMap, key: str) -> float:
@@ -467,12 +480,21 @@ class Matrix:
         return self.kernel(cell.kernel).expected(cell.params)
 
 
+def find_kernels_dir(matrix_path: Path) -> Path:
+    """The `kernels/` next to the matrix, else in the nearest directory above it (matrices/*.yaml in a project
+    share the project's kernels/); a matrix with none above it gets its own, empty, `kernels/` name in errors."""
+    for folder in matrix_path.resolve().parents:
+        if (folder / "kernels").is_dir():
+            return folder / "kernels"
+    return matrix_path.parent / "kernels"
+
+
 def load_matrix(path: Path | str, kernels_dir: Path | str | None = None) -> Matrix:
     """Read matrix.yaml and every kernel spec it needs (rows, server, bases of builds)."""
     src = Source(Path(path))
     doc = src.load()
     src.mapping(doc, "a matrix", None, MATRIX_KEYS, required=REQUIRED_MATRIX_KEYS)
-    files = kernel_files(Path(kernels_dir) if kernels_dir is not None else src.path.parent / "kernels")
+    files = kernel_files(Path(kernels_dir) if kernels_dir is not None else find_kernels_dir(src.path))
     known: dict[str, Kernel] = {}
     names = _kernel_list(src, doc, files)
     for name in names:
