@@ -3,6 +3,7 @@
 # the lab's network namespace with its own libvirtd, then the default matrix (`lab run`).
 #   ./quickstart.sh               set up and run the default matrix
 #   ./quickstart.sh --setup-only  set up only (CI, or before `pytest`)
+#   ./quickstart.sh --venv-only   the venv with `lab` only: no lab host (CI jobs that compare tables)
 #   ./quickstart.sh -k debian-6.1 set up and run only some kernel rows (any `lab run` option)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -15,6 +16,7 @@ if [ -n "$need" ]; then apt-get update -q && apt-get install -y -q --no-install-
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e .
+if [ "${1:-}" = "--venv-only" ]; then exit 0; fi
 .venv/bin/lab setup
 if [ "${1:-}" = "--setup-only" ]; then exit 0; fi
 exec .venv/bin/lab run "$@"

@@ -242,7 +242,11 @@ def main() -> None:
     except Exception as e:
         if hasattr(e, "show") and hasattr(e, "exit_code"):  # click's usage errors (vendored by typer)
             e.show()
-            sys.exit(2 if e.exit_code else 0)
+            # git bisect run would read 2 as "bad commit"; 128 makes it abort (lab/cli_bisect.py)
+            sys.exit((128 if sys.argv[1:2] == ["bisect-step"] else 2) if e.exit_code else 0)
         if type(e).__name__ == "Abort":
             sys.exit(130)
         raise
+
+
+from . import cli_bisect  # noqa: E402,F401  (registers bisect, bisect-step, compare, fetch-baseline on app)

@@ -63,3 +63,26 @@ def _no_real_lab(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture
+def lab_cli(capsys, monkeypatch):
+    """`lab ARGS…` run in this process (a subprocess costs ~1 s on a loaded machine): returns its exit code and
+    what it printed, as subprocess.run would."""
+    from types import SimpleNamespace
+
+    from lab.cli import main
+    from lab.paths import PROJECT
+
+    def run(*args, cwd=PROJECT):
+        monkeypatch.setattr("sys.argv", ["lab", *map(str, args)])
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        printed = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=printed.out, stderr=printed.err)
+    return run

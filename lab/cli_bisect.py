@@ -1,0 +1,382 @@
+"""The commands of bisecting and of the CI chain, registered on `lab`'s app: `lab bisect versions`, `lab bisect
+git`, `lab bisect-step` (what `git bisect run` calls), `lab compare` and `lab fetch-baseline`.
+
+Thin like the rest of the CLI: options are checked and turned into one-line errors (exit 2) before anything runs,
+then lab/bisect.py (the search), lab/gitbisect.py (git), lab/probes.py (the Runner) and lab/compare.py do the work.
+`lab bisect-step` is different in one way: `git bisect run` reads its exit code, and 2 would mean "bad commit",
+so anything that is not a verdict on the commit (bad input, a lab that cannot run, a bug) exits 128, which makes
+git abort the bisect instead of recording a wrong answer.
+
+Exit codes of `lab bisect versions|git`: 0 the culprit is named and confirmed; 1 it is not (skipped steps hide it,
+or the reruns of it and its parent disagreed); 2 bad input; 130 interrupted.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .cli import MatrixOpt, Usage, _matrix_path, _progress, app, out
+from .errors import HostNotReady, LabError
+from .paths import PROJECT
+from .spec import SpecError
+
+bisect_app = typer.Typer(no_args_is_help=True,
+                         help="Find the kernel version or the commit that changed a cell's verdict.")
+app.add_typer(bisect_app, name="bisect")
+
+RepeatOpt = typer.Option(3, "--repeat", "-n", help="runs of the cell per step; they must agree (default 3)")
+FlakyOpt = typer.Option("skip", "--flaky", help="when a step's runs disagree: skip (default) | good | bad | majority; "
+                                                "with --terms fixed/unfixed, unfixed and fixed work too")
+TermsOpt = typer.Option("regression", "--terms",
+                        help="regression: good = the cell passes, bad = it fails (default); fixed/unfixed: find the "
+                             "fix, unfixed = it fails, fixed = it passes")
+ReportOpt = typer.Option(None, "--report", help="directory for steps.jsonl, report.md, report.json and the cells' "
+                                                "runs (default: runs/bisect-<id>)")
+KeepHostOpt = typer.Option(False, "--keep-host", help="leave the lab namespace and libvirtd running afterwards")
+OldOpt = typer.Option(None, "--good", "--old", help="the older end: good for a regression, unfixed for a fix")
+NewOpt = typer.Option(None, "--bad", "--new", help="the newer end: bad for a regression, fixed for a fix")
+
+
+def _settings(repeat: int, flaky: str, terms: str):
+    from .bisect import Settings, parse_flaky, parse_terms
+    try:
+        chosen = parse_terms(terms)
+    except ValueError as e:
+        raise Usage(f"--terms: {e}") from None
+    try:
+        policy = parse_flaky(flaky, chosen)
+    except ValueError as e:
+        raise Usage(f"--flaky: {e}") from None
+    try:
+        return Settings(repeat=repeat, flaky=policy, terms=chosen)
+    except ValueError as e:
+        raise Usage(f"--repeat: {e}") from None
+
+
+def _matrix(path: Optional[Path]):
+    from .spec import load_matrix
+    return load_matrix(_matrix_path(path))
+
+
+def _cell(text: str, matrix):
+    from .bisect import parse_cell
+    try:
+        return parse_cell(text, matrix.axes)
+    except ValueError as e:
+        raise Usage(f"--cell: {e}") from None
+
+
+def _report_dir(report: Optional[Path]) -> Path:
+    """A fresh directory: steps of two bisects in one step log would make one report of both."""
+    from .results import new_run_id
+    directory = report or Path("runs") / f"bisect-{new_run_id()}"
+    if (directory / "steps.jsonl").exists():
+        raise Usage(f"--report {directory}: already holds a bisect (steps.jsonl); choose another directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _show_step(step) -> None:
+    _progress(f"{step.phase} {step.candidate[:12]}: {step.term} ({step.why}; build {step.build.get('result')} "
+              f"{step.build.get('seconds', 0):.0f}s; {step.seconds:.0f}s)")
+
+
+@contextmanager
+def _interruptible():
+    """Ctrl-C and SIGTERM end a bisect like `lab run`: tear down, keep what was logged, exit 130."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt)
+    try:
+        yield
+    except KeyboardInterrupt:
+        _progress("interrupted: tearing down (the steps so far are in the step log)")
+        raise typer.Exit(130) from None
+
+
+def _publish(report, directory: Path) -> None:
+    from .bisect import write_report
+    md, _ = write_report(report, directory)
+    out.print(md.read_text(), highlight=False, markup=False)
+    out.print(f"report: {md} (+ report.json, steps.jsonl)", highlight=False)
+
+
+# ---- lab bisect versions -----------------------------------------------------------------------------------------
+
+@bisect_app.command("versions")
+def bisect_versions(cell: Optional[str] = typer.Option(None, "--cell", help="the cell's axis values, e.g. "
+                                                       "vers=4.0/leases=on (a kernel in front is ignored)"),
+                    good: Optional[str] = OldOpt, bad: Optional[str] = NewOpt,
+                    kernels: Optional[str] = typer.Option(None, "--kernels", "-k", help="the ordered kernel series, "
+                                                          "oldest first, comma-separated (default: the matrix's rows)"),
+                    from_changes: Optional[Path] = typer.Option(None, "--from-changes", help="changes.json from "
+                                                                "`lab compare`: bisect every change it gives a range"),
+                    repeat: int = RepeatOpt, flaky: str = FlakyOpt, terms: str = TermsOpt,
+                    matrix: Optional[Path] = MatrixOpt, report: Optional[Path] = ReportOpt,
+                    keep_host: bool = KeepHostOpt):
+    """Binary search over an ordered list of kernel specs for the first one whose cell verdict is like --bad's."""
+    from .bisect import StepLog, bisect_versions as run_bisect
+    from .host import require_root
+    from .probes import CellProbe, with_kernels
+    from .results import RunDir
+    m = _matrix(matrix)
+    settings = _settings(repeat, flaky, terms)
+    requests, notes = _versions_requests(m, cell, good, bad, kernels, from_changes, settings.terms)
+    for note in notes:
+        _progress(note)
+    if not requests:
+        _progress("nothing to bisect")
+        return
+    try:
+        m = with_kernels(m, sorted({k for r in requests for k in r.kernels}))
+    except ValueError as e:
+        raise Usage(f"--kernels: {e}") from None
+    require_root()
+    directory = _report_dir(report)
+    probe = CellProbe(m, requests[0].params, RunDir(directory / "cells"), progress=_progress)
+    codes = []
+    with _interruptible():
+        try:
+            for request in requests:
+                where = directory if len(requests) == 1 else directory / request.cell.replace("/", "__")
+                log = StepLog(where / "steps.jsonl")
+                probe.params = dict(request.params)
+                _progress(f"bisect {request.cell} over {len(request.kernels)} kernels ({settings.terms.key})")
+                result = run_bisect(request, probe.probe(), settings, on_step=lambda s: (log.append(s), _show_step(s)),
+                                    command=" ".join(["lab", *sys.argv[1:]]))
+                _publish(result, where)
+                codes.append(result.exit_code)
+        finally:
+            probe.close(keep_host)
+    raise typer.Exit(max(codes))
+
+
+def _versions_requests(m, cell, good, bad, kernels, from_changes, terms):
+    """The bisects asked for: one from the options, or each one changes.json proposes (with notes on the rest)."""
+    from .bisect import VersionsRequest, requests_from_changes, versions_range
+    if from_changes is not None:
+        if any(v is not None for v in (cell, good, bad, kernels)):
+            raise Usage("--from-changes takes cells and ranges from the file: leave out --cell, --good, --bad and "
+                        "--kernels")
+        try:
+            return requests_from_changes(json.loads(from_changes.read_text()))
+        except FileNotFoundError:
+            raise Usage(f"--from-changes {from_changes}: no such file") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise Usage(f"--from-changes {from_changes}: not a changes file from `lab compare` ({e})") from None
+    missing = [name for name, value in (("--cell", cell), ("--good", good), ("--bad", bad)) if value is None]
+    if missing:
+        raise Usage(f"bisect versions needs {', '.join(missing)} (or --from-changes FILE)")
+    _, params = _cell(cell, m)
+    series = [k.strip() for k in kernels.split(",") if k.strip()] if kernels else m.kernel_names
+    if len(set(series)) != len(series):
+        raise Usage(f"--kernels: a kernel is listed twice ({', '.join(series)})")
+    try:
+        return [VersionsRequest(params, versions_range(series, good, bad), terms)], []
+    except ValueError as e:
+        raise Usage(str(e) if kernels is None else f"--kernels: {e}") from None
+
+
+# ---- lab bisect git and its step ---------------------------------------------------------------------------------
+
+def _git_plan(m, cell: str, base: Optional[str], scope: Optional[str]):
+    """(the base spec, the cell's params) for a commit bisect, checked before git or the lab is touched."""
+    from .probes import SCOPES, commit_kernel, with_kernels
+    kernel_name, params = _cell(cell, m)
+    if base and kernel_name and base != kernel_name:
+        raise Usage(f"--cell names kernel {kernel_name} but --base is {base}: give one of them")
+    base = base or kernel_name
+    if not base:
+        raise Usage("bisect git needs --base KERNEL_SPEC (or a cell that starts with it, e.g. "
+                    "mainline-4.19/vers=4.0/leases=on)")
+    if scope is not None and scope not in SCOPES:
+        raise Usage(f"--scope: unknown scope '{scope}' (allowed: {', '.join(SCOPES)})")
+    try:
+        spec = with_kernels(m, [base]).kernel(base)
+        commit_kernel(spec, Path("."), "0" * 40, scope)
+    except ValueError as e:
+        raise Usage(f"--base: {e}") from None
+    if (scope or spec.source.get("scope")) != "full":
+        raise Usage("--scope module:fs/nfs: module builds come from Debian's linux-source-6.1 package, not from a "
+                    "git tree; use --scope full (a warm 4.19 build takes ~15-20 s)")
+    return with_kernels(m, [base]), spec, params
+
+
+def _repo(path: Path):
+    from .gitbisect import GitError, Repo
+    try:
+        return Repo(path).check()
+    except GitError as e:
+        raise Usage(f"--repo: {e}") from None
+
+
+@bisect_app.command("git")
+def bisect_git(repo: Path = typer.Option(..., "--repo", help="a git work tree of Linux"),
+               good: Optional[str] = OldOpt, bad: Optional[str] = NewOpt,
+               cell: str = typer.Option(..., "--cell", help="e.g. mainline-4.19/vers=4.0/leases=on"),
+               base: Optional[str] = typer.Option(None, "--base", help="the kernel spec whose config, patches and "
+                                                  "expectations every commit is built with (default: the cell's)"),
+               scope: Optional[str] = typer.Option(None, "--scope", help="full (default: the base's scope)"),
+               terms: str = TermsOpt, repeat: int = RepeatOpt, flaky: str = FlakyOpt,
+               matrix: Optional[Path] = MatrixOpt, report: Optional[Path] = ReportOpt,
+               keep_host: bool = KeepHostOpt):
+    """`git bisect run` over commits: each step builds the commit and runs the cell (lab bisect-step); the culprit is
+    then confirmed against its parent, a report written, and the bisect reset."""
+    from .bisect import StepLog, params_label
+    from .gitbisect import GitError, bisect_commits
+    from .host import require_root
+    from .probes import CellProbe, commit_probe, use_tree
+    from .results import RunDir
+    m = _matrix(matrix)
+    settings = _settings(repeat, flaky, terms)
+    m, spec, params = _git_plan(m, cell, base, scope)
+    if good is None or bad is None:
+        raise Usage(f"bisect git needs --good and --bad (with --terms fixed/unfixed: --old is {settings.terms.old}, "
+                    f"--new is {settings.terms.new})")
+    r = _repo(repo)
+    try:
+        old, new = r.commit(good), r.commit(bad)
+    except GitError as e:
+        raise Usage(str(e)) from None
+    if old == new or not r.is_ancestor(old, new):
+        raise Usage(f"--good {good} must be an ancestor of --bad {bad}")
+    if r.bisecting:
+        raise Usage(f"--repo: a bisect is already in progress in {repo} (`git -C {repo} bisect reset` ends it)")
+    require_root()
+    directory = _report_dir(report)
+    steps = StepLog(directory / "steps.jsonl")
+    use_tree(r.path)
+    step_argv = [sys.executable, "-m", "lab", "bisect-step", "--repo", str(r.path.resolve()),
+                 "--cell", params_label(params), "--base", spec.name, "--terms", settings.terms.key,
+                 "--repeat", str(settings.repeat), "--flaky", settings.flaky, "--log", str(steps.path.resolve()),
+                 "--runs", str((directory / "cells").resolve()), "--matrix", str(m.path.resolve()), "--keep-host",
+                 *(["--scope", scope] if scope else [])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(PROJECT), os.environ.get("PYTHONPATH")) if p))
+    cell_probe = CellProbe(m, params, RunDir(directory / "cells"), progress=_progress)
+    with _interruptible():
+        try:
+            cell_probe.runner.prepare()   # the host stays up across the step processes, and a broken one stops us here
+            result = bisect_commits(r, old, new, settings, step_argv, steps,
+                                    commit_probe(cell_probe, spec, r.path, scope),
+                                    cell=f"{spec.name}/{params_label(params)}", env=env,
+                                    echo=lambda line: print(line, file=sys.stderr, flush=True),
+                                    command=" ".join(["lab", *sys.argv[1:]]))
+        except GitError as e:
+            raise LabError("git bisect", str(e)) from None
+        finally:
+            cell_probe.close(keep_host)
+    _publish(result, directory)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command("bisect-step")
+def bisect_step(repo: Path = typer.Option(..., "--repo"), cell: str = typer.Option(..., "--cell"),
+                base: str = typer.Option(..., "--base"), scope: Optional[str] = typer.Option(None, "--scope"),
+                terms: str = TermsOpt, repeat: int = RepeatOpt, flaky: str = FlakyOpt,
+                log: Path = typer.Option(..., "--log", help="the step log (JSONL) to append this step to"),
+                runs: Path = typer.Option(..., "--runs", help="the run directory the cell's results and logs go to"),
+                matrix: Optional[Path] = MatrixOpt, keep_host: bool = KeepHostOpt):
+    """One step of `git bisect run` (lab bisect git runs it): build the commit under test and run the cell N times.
+    Exit 0 good (old), 1 bad (new), 125 skip (failed build, lab ERROR, disagreeing runs), 128 abort the bisect (bad
+    input, or the lab itself cannot run)."""
+    from .bisect import EXIT_ABORT
+    from .gitbisect import GitError
+    try:
+        code = _bisect_step(repo, cell, base, scope, terms, repeat, flaky, log, runs, matrix, keep_host)
+    except (SpecError, Usage, HostNotReady, LabError, GitError) as e:
+        print(f"lab bisect-step: {e} (aborting the bisect)", file=sys.stderr)
+        code = EXIT_ABORT
+    except KeyboardInterrupt:
+        code = 130
+    except Exception:   # a bug is not a verdict on the commit: show it, and stop the bisect
+        traceback.print_exc()
+        code = EXIT_ABORT
+    raise typer.Exit(code)
+
+
+def _bisect_step(repo, cell, base, scope, terms, repeat, flaky, log, runs, matrix, keep_host) -> int:
+    from .bisect import EXIT_CODES, StepLog, run_step
+    from .gitbisect import Repo
+    from .host import require_root
+    from .probes import CellProbe, commit_probe, use_tree
+    from .results import RunDir
+    m = _matrix(matrix)
+    settings = _settings(repeat, flaky, terms)
+    m, spec, params = _git_plan(m, cell, base, scope)
+    r = Repo(repo).check()
+    commit = r.under_test()
+    require_root()
+    use_tree(r.path)
+    runs.mkdir(parents=True, exist_ok=True)
+    cell_probe = CellProbe(m, params, RunDir(runs), progress=_progress)
+    _progress(f"bisect-step {commit[:12]} {r.subject(commit)}")
+    try:
+        step = run_step(commit, commit_probe(cell_probe, spec, r.path, scope), settings)
+    finally:
+        cell_probe.close(keep_host)
+    StepLog(log).append(step)
+    _show_step(step)
+    return EXIT_CODES[step.result]
+
+
+# ---- the CI chain ------------------------------------------------------------------------------------------------
+
+@app.command()
+def compare(baseline: Path = typer.Argument(..., help="the baseline run directory (the last scheduled run's)"),
+            new: Path = typer.Argument(..., help="the run directory to compare with it"),
+            output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the changes here as JSON "
+                                                  "(for `lab bisect versions --from-changes`)"),
+            kernels: Optional[str] = typer.Option(None, "--kernels", "-k", help="the kernel series to propose "
+                                                  "bisects along, oldest first (default: the new run's rows)"),
+            allow_missing_baseline: bool = typer.Option(False, "--allow-missing-baseline", help="a missing baseline "
+                                                        "(the first scheduled run) means nothing to compare: exit 0")):
+    """List the cells whose verdict changed between two runs (pass ↔ fail). Exit 1 if any did, else 0. An error or
+    a skip on either side is reported as "no data" and is not a change."""
+    from .compare import Comparison, compare as compare_runs, series_of
+    from .results import RunDir, write_atomic
+    if not new.is_dir():
+        raise Usage(f"{new}: no such run directory")
+    after = RunDir(new)
+    if not baseline.is_dir():
+        if not allow_missing_baseline:
+            raise Usage(f"{baseline}: no such run directory (--allow-missing-baseline for a first run)")
+        _progress(f"no baseline at {baseline}: nothing to compare (a first run?)")
+        result = Comparison(str(baseline), str(new), [])
+    else:
+        records = after.records()
+        series = [k.strip() for k in kernels.split(",") if k.strip()] if kernels else series_of(records, after.meta())
+        result = compare_runs(RunDir(baseline).records(), records, series, str(baseline), str(new))
+    for line in result.lines():
+        out.print(line, highlight=False, markup=False)
+    if output:
+        write_atomic(output, json.dumps(result.to_dict(), indent=1, ensure_ascii=False) + "\n")
+    raise typer.Exit(1 if result.changed else 0)
+
+
+@app.command("fetch-baseline")
+def fetch_baseline(url: str = typer.Argument(..., help="a zip archive, e.g. GitLab's artifacts of the last "
+                                              "successful `table` job of this branch"),
+                   dest: Path = typer.Option(Path("baseline"), "--dest", help="unpack here"),
+                   header: list[str] = typer.Option([], "--header", "-H", help="'Name: value', e.g. "
+                                                    "'JOB-TOKEN: $CI_JOB_TOKEN'")):
+    """Download and unpack the last baseline run. None there yet (HTTP 404, a first run) is not an error."""
+    from .baseline import fetch, parse_header
+    try:
+        headers = dict(parse_header(h) for h in header)
+    except ValueError as e:
+        raise Usage(f"--header: {e}") from None
+    if not url.startswith(("https://", "http://", "file://")):
+        raise Usage(f"bad URL '{url}' (allowed: https://, http://, file://)")
+    if fetch(url, dest, headers):
+        _progress(f"baseline unpacked into {dest}")
+    else:
+        _progress(f"no baseline at {url} (HTTP 404): nothing to compare with yet")
