@@ -64,7 +64,8 @@ class Terms:
         return [f"--term-old={self.old}", f"--term-new={self.new}"]
 
     def describe(self) -> str:
-        return f"{self.old} = the cell {_status_words(self.old_status)}, {self.new} = it {_status_words(self.new_status)}"
+        return (f"{self.old} = the cell {_status_words(self.old_status)}, "
+                f"{self.new} = it {_status_words(self.new_status)}")
 
 
 def _status_words(status: str) -> str:
@@ -197,7 +198,8 @@ def judge(statuses: list[str], settings: Settings) -> tuple[str, str]:
     if settings.flaky == "skip":
         return SKIP, f"flaky, {tally}: skipped (--flaky skip)"
     if settings.flaky in (GOOD, BAD):
-        return settings.flaky, f"flaky, {tally}: counted {settings.terms.name(settings.flaky)} (--flaky {settings.flaky})"
+        counted = settings.terms.name(settings.flaky)
+        return settings.flaky, f"flaky, {tally}: counted {counted} (--flaky {settings.flaky})"
     bad = results.count(BAD)
     if bad * 2 == n:
         return SKIP, f"flaky, {tally}: no majority, skipped"
@@ -426,7 +428,7 @@ def render_markdown(report: Report) -> str:
     if report.command:
         lines.append(f"- **Command:** `{report.command}`")
     lines += [f"- {note}" for note in report.notes]
-    lines += ["", "| # | phase | " + what + " | build | runs | result | why | time |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["", f"| # | phase | {what} | build | runs | result | why | time |", "|---|---|---|---|---|---|---|---|"]
     for number, step in enumerate(b.steps + b.confirm_steps, 1):
         runs = " ".join(MARKS.get(s, s) for s in step.statuses) or "-"
         build = f"{step.build.get('result', '?')} {step.build.get('seconds', 0):.0f}s"

@@ -89,24 +89,34 @@ def _show_step(step) -> None:
               f"{step.build.get('seconds', 0):.0f}s; {step.seconds:.0f}s)")
 
 
+def _recorder(log):
+    """Each step into the step log as it ends, and one progress line."""
+    def record(step) -> None:
+        log.append(step)
+        _show_step(step)
+    return record
+
+
 @contextmanager
 def _interruptible():
     """Ctrl-C and SIGTERM end a bisect like `lab run`: tear down, keep what was logged, exit 130."""
     def interrupt(signum, frame):
         raise KeyboardInterrupt
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, interrupt)
+    before = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     except KeyboardInterrupt:
         _progress("interrupted: tearing down (the steps so far are in the step log)")
         raise typer.Exit(130) from None
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def _publish(report, directory: Path) -> None:
     from .bisect import write_report
     md, _ = write_report(report, directory)
-    out.print(md.read_text(), highlight=False, markup=False)
+    out.print(md.read_text(), highlight=False, markup=False, soft_wrap=True)   # table rows stay whole
     out.print(f"report: {md} (+ report.json, steps.jsonl)", highlight=False)
 
 
@@ -151,7 +161,7 @@ def bisect_versions(cell: Optional[str] = typer.Option(None, "--cell", help="the
                 log = StepLog(where / "steps.jsonl")
                 probe.params = dict(request.params)
                 _progress(f"bisect {request.cell} over {len(request.kernels)} kernels ({settings.terms.key})")
-                result = run_bisect(request, probe.probe(), settings, on_step=lambda s: (log.append(s), _show_step(s)),
+                result = run_bisect(request, probe.probe(), settings, on_step=_recorder(log),
                                     command=" ".join(["lab", *sys.argv[1:]]))
                 _publish(result, where)
                 codes.append(result.exit_code)
@@ -255,11 +265,7 @@ def bisect_git(repo: Path = typer.Option(..., "--repo", help="a git work tree of
     directory = _report_dir(report)
     steps = StepLog(directory / "steps.jsonl")
     use_tree(r.path)
-    step_argv = [sys.executable, "-m", "lab", "bisect-step", "--repo", str(r.path.resolve()),
-                 "--cell", params_label(params), "--base", spec.name, "--terms", settings.terms.key,
-                 "--repeat", str(settings.repeat), "--flaky", settings.flaky, "--log", str(steps.path.resolve()),
-                 "--runs", str((directory / "cells").resolve()), "--matrix", str(m.path.resolve()), "--keep-host",
-                 *(["--scope", scope] if scope else [])]
+    step_argv = step_command(r.path, params, spec.name, settings, steps.path, directory / "cells", m.path, scope)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(PROJECT), os.environ.get("PYTHONPATH")) if p))
     cell_probe = CellProbe(m, params, RunDir(directory / "cells"), progress=_progress)
     with _interruptible():
@@ -276,6 +282,17 @@ def bisect_git(repo: Path = typer.Option(..., "--repo", help="a git work tree of
             cell_probe.close(keep_host)
     _publish(result, directory)
     raise typer.Exit(result.exit_code)
+
+
+def step_command(repo: Path, params: dict, base: str, settings, log: Path, runs: Path, matrix: Path,
+                 scope: Optional[str]) -> list[str]:
+    """What `git bisect run` runs for each commit: this interpreter's `lab bisect-step`, every path absolute (git
+    runs it inside the repository), and --keep-host (the host outlives the steps; `lab bisect git` releases it)."""
+    from .bisect import params_label
+    return [sys.executable, "-m", "lab", "bisect-step", "--repo", str(repo.resolve()), "--cell", params_label(params),
+            "--base", base, "--terms", settings.terms.key, "--repeat", str(settings.repeat), "--flaky",
+            settings.flaky, "--log", str(log.resolve()), "--runs", str(runs.resolve()), "--matrix",
+            str(matrix.resolve()), "--keep-host", *(["--scope", scope] if scope else [])]
 
 
 @app.command("bisect-step")
@@ -356,7 +373,7 @@ def compare(baseline: Path = typer.Argument(..., help="the baseline run director
         series = [k.strip() for k in kernels.split(",") if k.strip()] if kernels else series_of(records, after.meta())
         result = compare_runs(RunDir(baseline).records(), records, series, str(baseline), str(new))
     for line in result.lines():
-        out.print(line, highlight=False, markup=False)
+        out.print(line, highlight=False, markup=False, soft_wrap=True)   # one line per cell, for grep
     if output:
         write_atomic(output, json.dumps(result.to_dict(), indent=1, ensure_ascii=False) + "\n")
     raise typer.Exit(1 if result.changed else 0)

@@ -330,7 +330,8 @@ def test_git_bisect_with_a_fake_step(tmp_path, states, culprit, outcome):
     head_before = repo.commit("HEAD")
     report = bisect_commits(repo, commits[0], commits[-1], Settings(terms=FIX),
                             [sys.executable, str(script), str(repo.path), str(log.path)], log, git_probe(repo.path),
-                            cell="mainline-4.19/vers=4.0/leases=on", env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin"})
+                            cell="mainline-4.19/vers=4.0/leases=on",
+                            env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin"})
     assert report.outcome == outcome
     assert not repo.bisecting and repo.commit("HEAD") == head_before, "the bisect was reset, HEAD untouched"
     if culprit is not None:
@@ -441,3 +442,73 @@ def test_versions_from_a_changes_file_without_changes_does_nothing(tmp_path):
     r = lab("bisect", "versions", "--from-changes", str(changes))
     assert r.returncode == 0, r.stderr
     assert "nothing to bisect" in r.stderr
+
+
+def test_the_step_command_is_one_bisect_step_accepts(tmp_path):
+    """`lab bisect git` builds the command git runs per commit; a typo in it would make every step abort."""
+    from lab.cli_bisect import step_command
+    from tests.unit.test_ci_files import parse
+    settings = Settings(repeat=5, flaky=GOOD, terms=FIX)
+    argv = step_command(tmp_path, {"vers": "4.0", "leases": "on"}, "mainline-4.19", settings, tmp_path / "s.jsonl",
+                        tmp_path / "cells", PROJECT / "matrix.yaml", "full")
+    assert argv[:4] == [sys.executable, "-m", "lab", "bisect-step"]
+    params = parse(argv[3:]).params
+    assert (params["cell"], params["base"], params["terms"], params["repeat"], params["flaky"], params["scope"]) == \
+        ("vers=4.0/leases=on", "mainline-4.19", "fixed/unfixed", 5, "good", "full")
+    assert params["keep_host"] is True and params["log"].is_absolute() and params["runs"].is_absolute()
+
+
+@pytest.fixture
+def no_lab(monkeypatch):
+    """The lab replaced under the real commands: no host, no build, no VM. Cells are judged by `verdicts`."""
+    from lab import host, probes, runner
+    verdicts = {}
+    monkeypatch.setattr(host, "require_root", lambda: None)
+    monkeypatch.setattr(runner.Runner, "prepare", lambda self: None)
+    monkeypatch.setattr(probes.CellProbe, "prepare", lambda self, kernel: Build("ok", 1.0))
+    monkeypatch.setattr(probes.CellProbe, "close", lambda self, keep_host=False: None)
+    monkeypatch.setattr(probes.CellProbe, "run", lambda self, kernel: Trial(verdicts[kernel], kernel, 1.0))
+    return verdicts
+
+
+def test_bisect_versions_command_end_to_end(no_lab, lab_cli, tmp_path):
+    no_lab.update({"debian-6.1": "pass", "debian-5.10": "pass", "debian-6.12": "fail"})
+    report = tmp_path / "report"
+    r = lab_cli("bisect", "versions", "--cell", "vers=4.1/leases=on", "--good", "debian-6.1", "--bad", "debian-6.12",
+                "--kernels", "debian-6.1,debian-5.10,debian-6.12", "--report", report)
+    assert r.returncode == 0, r.stderr
+    assert "first bad: `debian-6.12`" in r.stdout and "**confirmed**" in r.stdout
+    steps = StepLog(report / "steps.jsonl").steps()
+    assert [(s.phase, s.candidate, s.term) for s in steps] == [
+        ("search", "debian-5.10", "good"), ("confirm", "debian-6.12", "bad"), ("confirm", "debian-5.10", "good")]
+    assert json.loads((report / "report.json").read_text())["culprit"] == "debian-6.12"
+    r = lab_cli("bisect", "versions", "--cell", "vers=4.1/leases=on", "--good", "debian-6.1", "--bad",
+                "debian-6.12", "--report", report)
+    assert r.returncode == 2 and "already holds a bisect" in r.stderr
+
+
+def test_bisect_git_command_end_to_end(no_lab, lab_cli, tmp_path, monkeypatch):
+    """`lab bisect git` for real on a tiny repository: git bisect run with a fake step, then the confirmation
+    (in this process, by the patched probe), the report, and the reset."""
+    import os
+
+    from lab import cli_bisect
+    monkeypatch.setenv("NFSLAB_LINUX_TREE", "/elsewhere")   # the command points it at the repository; restored after
+    states = ["unfixed"] * 4 + ["fixed"] * 3
+    commits = make_history(tmp_path / "repo", states)
+    script = tmp_path / "step.py"
+    script.write_text(STEP_SCRIPT)
+    monkeypatch.setattr(cli_bisect, "step_command", lambda repo, params, base, settings, log, *rest:
+                        [sys.executable, str(script), str(repo), str(log.resolve())])
+    for number, commit in enumerate(commits):
+        no_lab[f"mainline-4.19-g{commit[:12]}"] = "pass" if states[number] == "fixed" else "fail"
+    report = tmp_path / "report"
+    r = lab_cli("bisect", "git", "--repo", tmp_path / "repo", "--old", commits[0], "--new", commits[-1],
+                "--terms", "fixed/unfixed", "--cell", CELL, "--report", report)
+    assert r.returncode == 0, r.stderr
+    data = json.loads((report / "report.json").read_text())
+    assert (data["culprit"], data["parent"], data["outcome"]) == (commits[4], commits[3], "confirmed")
+    assert data["search_steps"] <= data["step_bound"] == 4
+    assert data["titles"][commits[4]] == "commit 4: fixed"
+    assert not (tmp_path / "repo/.git/BISECT_START").exists()
+    assert os.environ["NFSLAB_LINUX_TREE"] == str((tmp_path / "repo").resolve())

@@ -13,7 +13,7 @@ from lab.outcome import Verdict
 from lab.results import ResultRecord, RunDir
 
 SERIES = ["mainline-4.19", "debian-6.1", "debian-5.10", "debian-6.12"]
-PARAMS = [{"vers": v, "leases": l} for v in ("4.0", "4.1") for l in ("on", "off")]
+PARAMS = [{"vers": vers, "leases": leases} for vers in ("4.0", "4.1") for leases in ("on", "off")]
 
 
 def verdict(status: str) -> dict:
@@ -55,7 +55,8 @@ def write_run(path, status_of, run_id, day, kernels=SERIES):
     run.path.mkdir(parents=True)
     for n, kernel in enumerate(kernels):
         for m, params in enumerate(PARAMS):
-            run.append(record(kernel, params, status_of(kernel, params), run_id, f"2026-11-{day}T03:{n:02d}:{m:02d}+00:00"))
+            started = f"2026-11-{day}T03:{n:02d}:{m:02d}+00:00"
+            run.append(record(kernel, params, status_of(kernel, params), run_id, started))
     run.write_meta({"kernels": SERIES, "run_id": run_id})   # `lab run --kernels X` records every row of the matrix
     return run
 
