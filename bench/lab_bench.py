@@ -2,7 +2,7 @@
 """nfslab's benchmark (issue 7): every performance figure of the lab, each beside its goal and, where there is one,
 a baseline measured in the same run, so the ratio says what the lab's design buys on this machine today.
 
-    python bench/lab_bench.py                       # everything (as root; ≈ 20–25 min the first time)
+    python bench/lab_bench.py                       # everything (as root; ≈ 15 min, ≈ 23 min the first time)
     python bench/lab_bench.py --only up --runs 3    # one part, three samples (the median is reported)
     python bench/lab_bench.py --dry-run             # the plan only: nothing is built, booted or started
 
@@ -123,6 +123,26 @@ def step_times(log_text: str, marker: str) -> list[float]:
             times.append(float(m.group(1)))
             waiting = False
     return times
+
+
+def up_detail(lab: list[dict], stock: list[dict], failures: dict[str, list]) -> str:
+    """What the two cold-up figures are made of, and what was not stock about the baseline."""
+    def med(key: str, ts: list[dict]) -> str:
+        value = F.median([t[key] for t in ts])
+        return "—" if value is None else f"{value:.1f}s"
+    parts = []
+    if lab:
+        parts.append(f"lab: vagrant up {med('vagrant_up_s', lab)} + networks/ssh-config "
+                     f"{med('networks_and_ssh_config_s', lab)} + ssh {med('ssh_wait_s', lab)}, box upload in "
+                     f"{sum(t['box_upload_included'] for t in lab)}/{len(lab)} runs")
+    if stock:
+        parts.append(f"stock: vagrant up {med('vagrant_up_s', stock)} + ssh {med('ssh_wait_s', stock)}, box upload "
+                     f"in {sum(t['box_upload_included'] for t in stock)}/{len(stock)} runs; it boots its own kernel "
+                     f"and initramfs-tools initrd via libvirt kernel boot (no bootloader)")
+    for which, errors in failures.items():
+        if errors:
+            parts.append(f"{which} failed {len(errors)}×: {errors[0]}")
+    return "; ".join(parts)
 
 
 def cycle_cells(cells: list, n: int) -> list:
@@ -384,11 +404,12 @@ class Bench:
         from lab import topology
         from lab.remote import Remote
         from lab.runner import KernelLab
+        timeouts = self.matrix.timeouts
         lab_id, slot, topo_dir = self._new_topology_dir(tag)
         t = topology.plan(lab_id=lab_id, slot=slot, kernel_name=KERNEL, box=self.box.name,
                           server_kernel=self.kernel, client_kernel=self.kernel, ssh_key=self.home.ssh_key,
                           driver="kvm" if self.host.accel == "kvm" else "qemu", emulator=self.host.tcg_wrapper,
-                          netns=self.host.netns)
+                          netns=self.host.netns, boot_timeout=timeouts.boot)
         live = topology.LiveTopology(t, self.host, topo_dir)
         upload = not self.box_volume_present(self.box.name)
         started = time.monotonic()
@@ -396,9 +417,11 @@ class Bench:
             live.create(progress=self.say)
             created = time.monotonic()
             remotes = {name: Remote(name, tgt.address, tgt.port, self.home.ssh_key, self.host.open_socket,
-                                    topo_dir / f"{name}.log") for name, tgt in live.targets.items()}
-            lab = KernelLab(live, remotes, self.kernel, timings={"up_s": round(live.timings["up"], 1)})
-            lab.timings["ssh_s"] = round(lab._each(lambda r: r.wait_ready(120)), 2)
+                                    topo_dir / f"{name}.log", command_timeout=timeouts.command)
+                       for name, tgt in live.targets.items()}
+            lab = KernelLab(live, remotes, self.kernel, timings={"up_s": round(live.timings["up"], 1)},
+                            timeouts=timeouts)
+            lab.timings["ssh_s"] = round(lab._each(lambda r: r.wait_ready(timeouts.ssh)), 2)
         except BaseException:
             live.destroy()
             raise
@@ -411,11 +434,12 @@ class Bench:
         """The rest of Runner._boot: the kernel check, NFS modules and rpcbind preloaded, the boot snapshot."""
         from lab import nfs, topology
         from lab.runner import check_release
+        timeouts = self.matrix.timeouts
         for name in (topology.ALICE, topology.BOB):
             check_release(lab.remotes[name], self.kernel.release)
-        nfs.preload_server(lab.server)
+        nfs.preload_server(lab.server, timeout=timeouts.nfsd)
         for name in (topology.ALICE, topology.BOB):
-            nfs.preload_client(lab.remotes[name])
+            nfs.preload_client(lab.remotes[name], timeout=timeouts.mount)
         lab.live.snapshot()
         lab.fresh = False               # every reset() really reverts
 
@@ -429,7 +453,7 @@ class Bench:
         try:
             live.create(progress=self.say)
             created = time.monotonic()
-            ssh_s = each([lambda m=m: live.wait_ssh(m, 300) for m in live.targets])
+            ssh_s = each([lambda m=m: live.wait_ssh(m, self.matrix.timeouts.ssh) for m in live.targets])
         except BaseException:
             live.destroy()
             raise
@@ -548,36 +572,38 @@ class Bench:
                           detail=f"new tree key → copy + config + ccache build; make bzImage {sum(make):.1f}s"))
 
     def part_up(self) -> None:
+        from lab.errors import LabError
         self.prepare_host()
         self.stock = stock_box.ensure(self.home, progress=self.say)
-        lab_s, stock_s, lab_t, stock_t, destroy_s = [], [], [], [], []
+        timings: dict[str, list] = {"lab": [], "stock": []}
+        failures: dict[str, list] = {"lab": [], "stock": []}
+        destroy_s = []
         for i in range(self.args.runs):
-            for which in (("lab", "stock") if i % 2 == 0 else ("stock", "lab")):
+            for which in (("lab", "stock") if i % 2 == 0 else ("stock", "lab")):   # load drift favours neither
                 self.say(f"up run {i + 1}/{self.args.runs}: {which}")
-                if which == "lab":
-                    lab, tm = self.boot_lab("up")
-                    lab_s.append(tm["up_to_ssh_s"])
-                    lab_t.append(tm)
-                    for r in lab.remotes.values():
-                        r.close()
-                    destroy_s.append(self.destroy(lab.live))
-                else:
-                    live, tm = self.boot_stock("up")
-                    stock_s.append(tm["up_to_ssh_s"])
-                    stock_t.append(tm)
-                    self.destroy(live)
-        self.raw["up"] = {"lab": lab_t, "stock": stock_t, "destroy_s": destroy_s, "stock_box": self.stock.name,
-                          "stock_release": self.stock.release, "lab_release": self.kernel.release}
-        med = lambda key, ts: F.median([t[key] for t in ts])  # noqa: E731
+                try:
+                    if which == "lab":
+                        lab, tm = self.boot_lab("up")
+                        for r in lab.remotes.values():
+                            r.close()
+                        destroy_s.append(self.destroy(lab.live))
+                    else:
+                        live, tm = self.boot_stock("up")
+                        self.destroy(live)
+                except LabError as e:   # one side failing must not hide the other side's figure
+                    self.say(f"up run {i + 1}: {which} failed: {e}", style="red")
+                    failures[which].append(str(e)[:300])
+                    continue
+                timings[which].append(tm)
+        lab_t, stock_t = timings["lab"], timings["stock"]
+        self.raw["up"] = {"lab": lab_t, "stock": stock_t, "failures": failures, "destroy_s": destroy_s,
+                          "stock_box": self.stock.name, "stock_release": self.stock.release,
+                          "lab_release": self.kernel.release}
         self.add(F.Figure(
-            "up", "3-VM cold up → all ssh", samples=lab_s, goal=GOALS["up"], baseline_samples=stock_s,
-            baseline_name="stock systemd box, Vagrant defaults", ratio_goal=GOALS["up_ratio"],
-            detail=(f"lab: vagrant up {med('vagrant_up_s', lab_t):.1f}s + networks/ssh-config "
-                    f"{med('networks_and_ssh_config_s', lab_t):.1f}s + ssh {med('ssh_wait_s', lab_t):.1f}s; "
-                    f"stock: vagrant up {med('vagrant_up_s', stock_t):.1f}s; box upload included: lab "
-                    f"{any(t['box_upload_included'] for t in lab_t)}, stock "
-                    f"{any(t['box_upload_included'] for t in stock_t)}; the stock box boots its own kernel and "
-                    f"initramfs-tools initrd via libvirt kernel boot (no bootloader)")),
+            "up", "3-VM cold up → all ssh", samples=[t["up_to_ssh_s"] for t in lab_t], goal=GOALS["up"],
+            baseline_samples=[t["up_to_ssh_s"] for t in stock_t], baseline_name="stock systemd box, Vagrant defaults",
+            ratio_goal=GOALS["up_ratio"], detail=up_detail(lab_t, stock_t, failures),
+            error=f"every lab up failed: {failures['lab'][0]}" if failures["lab"] and not lab_t else None),
             F.Figure("destroy", "destroy 3 VMs", samples=destroy_s))
 
     def part_reset(self) -> None:
@@ -588,9 +614,9 @@ class Bench:
 
         def nfs_ready(lab) -> float:
             started = time.monotonic()
-            nfs.start_server(lab.server, setup, lab.live.topology.nfs.cidr)
+            nfs.start_server(lab.server, setup, lab.live.topology.nfs.cidr, timeout=lab.timeouts.nfsd)
             for name in (topology.ALICE, topology.BOB):
-                nfs.mount(lab.remotes[name], lab.server_ip, setup)
+                nfs.mount(lab.remotes[name], lab.server_ip, setup, timeout=lab.timeouts.mount)
             took = time.monotonic() - started
             for name in (topology.ALICE, topology.BOB):
                 nfs.umount(lab.remotes[name])

@@ -238,7 +238,7 @@ class FakeLive:
 
 
 class FakeRemote:
-    def __init__(self, name, *a):
+    def __init__(self, name, *a, **kw):
         self.name = name
 
     def wait_ready(self, *args, **kw):
@@ -377,3 +377,31 @@ def test_a_failing_part_is_recorded_and_the_next_part_still_runs(monkeypatch, tm
     figs = {f.key: f for f in bench.figures}
     assert "vagrant up exited 1" in figs["reset"].error and figs["reset"].met is False
     assert figs["cell"].error is None and figs["cell"].samples == [1.0]
+
+
+def test_a_failing_baseline_keeps_the_labs_up_figure(monkeypatch, tmp_path):
+    fake_lab(monkeypatch, tmp_path)
+
+    def broken(self, tag):
+        from lab.errors import LabError
+        raise LabError("stock topology: vagrant up", "CalledProcessError: exit 1", "/tmp/vagrant.log")
+
+    monkeypatch.setattr(lab_bench.Bench, "boot_stock", broken)
+    args, parts = lab_bench.parse_args(["--only", "up", "--runs", "2"])
+    from rich.console import Console
+    bench = lab_bench.Bench(args, Console(file=open(os.devnull, "w")))
+    bench.run(parts)
+    bench.cleanup()
+    up = next(f for f in bench.figures if f.key == "up")
+    assert len(up.samples) == 2 and up.baseline_samples == [] and up.error is None
+    assert up.met is None                                  # the ratio goal cannot be judged without a baseline
+    assert "stock failed 2×: stock topology: vagrant up" in up.detail
+
+
+def test_up_detail_names_what_each_side_spent():
+    lab = [{"vagrant_up_s": 12.0, "networks_and_ssh_config_s": 4.0, "ssh_wait_s": 1.5, "box_upload_included": True},
+           {"vagrant_up_s": 14.0, "networks_and_ssh_config_s": 4.2, "ssh_wait_s": 1.1, "box_upload_included": False}]
+    stock = [{"vagrant_up_s": 110.0, "ssh_wait_s": 0.8, "box_upload_included": True}]
+    text = lab_bench.up_detail(lab, stock, {"lab": [], "stock": []})
+    assert text.startswith("lab: vagrant up 13.0s + networks/ssh-config 4.1s + ssh 1.3s, box upload in 1/2 runs")
+    assert "stock: vagrant up 110.0s + ssh 0.8s, box upload in 1/1 runs" in text and "no bootloader" in text
