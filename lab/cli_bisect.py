@@ -215,9 +215,9 @@ def _git_plan(m, cell: str, base: Optional[str], scope: Optional[str]):
         commit_kernel(spec, Path("."), "0" * 40, scope)
     except ValueError as e:
         raise Usage(f"--base: {e}") from None
-    if (scope or spec.source.get("scope")) != "full":
-        raise Usage("--scope module:fs/nfs: module builds come from Debian's linux-source-6.1 package, not from a "
-                    "git tree; use --scope full (a warm 4.19 build takes ~15-20 s)")
+    if (scope or spec.source.get("scope")) == "module:fs/nfs" and not spec.base:
+        raise Usage(f"--scope module:fs/nfs: {spec.name} names no base kernel whose headers the modules are built "
+                    f"against (a module spec like debian-6.1-nofix has `base: debian-6.1`)")
     return with_kernels(m, [base]), spec, params
 
 
@@ -235,7 +235,8 @@ def bisect_git(repo: Path = typer.Option(..., "--repo", help="a git work tree of
                cell: str = typer.Option(..., "--cell", help="e.g. mainline-4.19/vers=4.0/leases=on"),
                base: Optional[str] = typer.Option(None, "--base", help="the kernel spec whose config, patches and "
                                                   "expectations every commit is built with (default: the cell's)"),
-               scope: Optional[str] = typer.Option(None, "--scope", help="full (default: the base's scope)"),
+               scope: Optional[str] = typer.Option(None, "--scope", help="full | module:fs/nfs (only fs/nfs of each "
+                                                   "commit, built against the base's kernel; default: the base's)"),
                terms: str = TermsOpt, repeat: int = RepeatOpt, flaky: str = FlakyOpt,
                matrix: Optional[Path] = MatrixOpt, report: Optional[Path] = ReportOpt,
                keep_host: bool = KeepHostOpt):

@@ -156,24 +156,25 @@ def build_key(*parts: str | bytes) -> str:
 def module_build(kernel: Kernel, home: LabHome, box: Box, build_timeout: float = Timeouts.build) -> KernelFiles:
     """fs/nfs rebuilt out of tree from Debian's linux-source of the box kernel's exact version, against that
     kernel's headers, then shipped in the initramfs as `updates/` modules that modprobe prefers (~70 s cold at
-    -j2, cached by release + source version + patches)."""
-    if kernel.source.get("tree") != "linux-source-6.1":
-        raise KernelUnavailable(f"module build from tree {kernel.source.get('tree')!r}: only the Debian package "
-                                f"linux-source-6.1 is supported for module builds")
+    -j2, cached by release + source version + patches). fs/nfs can also come from a git checkout at `ref` (a
+    bisect over fs/nfs commits of a 6.1 tree); the commit then joins the cache key."""
+    git_tree = _module_git_tree(kernel)
     base = box_kernel_files(box)
     patches = patch_files(kernel)
     log = home.kernels / f"build-{kernel.name}.log"
     suite = debian.Suite(home.root / "apt", BOX_SUITE, log)
     suite.update()
     version = suite.version(f"linux-image-{base.release}")
-    key = build_key(MODULE_RECIPE, base.release, version, *(p.read_bytes() for p in patches))
+    commit = [tree_identity(git_tree, kernel.source.get("ref"))] if git_tree else []
+    key = build_key(MODULE_RECIPE, base.release, version, *commit, *(p.read_bytes() for p in patches))
     out = home.kernels / f"build-{kernel.name}-{key}"
     files = KernelFiles(base.vmlinuz, out / "initrd", base.release, nfs_modules="updates")
     if (out / "done").exists():
         return files
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    src = _nfs_source(home, suite, version, out / "src", log)
+    src = (git_nfs_source(git_tree, kernel.source.get("ref"), out / "src", log) if git_tree
+           else _nfs_source(home, suite, version, out / "src", log))
     apply_patches(src, patches, log)
     headers = _headers(home, suite, base.release, version, log)
     run(["make", "-C", str(headers), f"M={src / 'fs/nfs'}", f"-j{os.cpu_count() or 2}", "modules"],
@@ -188,6 +189,27 @@ def module_build(kernel: Kernel, home: LabHome, box: Box, build_timeout: float =
     (out / "done").write_text(f"{base.release} {version} {' '.join(p.name for p in patches)}\n")
     out.chmod(0o755)
     return files
+
+
+def _module_git_tree(kernel: Kernel) -> Path | None:
+    """None for Debian's linux-source-6.1 (fs/nfs from the package); else the git checkout fs/nfs comes from."""
+    if kernel.source.get("tree") == "linux-source-6.1":
+        return None
+    tree = linux_tree(kernel)
+    if not (tree / ".git").exists():
+        raise KernelUnavailable(f"module build from tree {tree}: only Debian's linux-source-6.1 or a git checkout "
+                                f"(its fs/nfs at `ref`) can be built as modules")
+    return tree
+
+
+def git_nfs_source(tree: Path, ref: str | None, dest: Path, log: Path) -> Path:
+    """fs/nfs of a git checkout at ref, as the out-of-tree build wants it (dest/fs/nfs)."""
+    dest.mkdir(parents=True)
+    run(["sh", "-c", f"git -C {tree} archive {ref or 'HEAD'} fs/nfs | tar -x -C {dest}"],
+        step="build: git archive fs/nfs", timeout=600, log=log)
+    if not (dest / "fs/nfs/Makefile").exists():
+        raise KernelUnavailable(f"{tree} at {ref or 'HEAD'} has no fs/nfs/Makefile")
+    return dest
 
 
 def linux_tree(kernel: Kernel) -> Path:

@@ -91,3 +91,31 @@ def test_with_kernels_loads_specs_beyond_the_rows(matrix, tmp_path):
     assert {"debian-6.1-nofix", "mainline-4.19", "debian-6.1"} <= set(grown.known)
     with pytest.raises(ValueError, match="unknown kernel 'debian-9'"):
         with_kernels(slim, ["debian-9"])
+
+
+def test_module_scope_takes_fs_nfs_from_the_commit(matrix, tmp_path, monkeypatch):
+    """A module-only bisect (a 6.1 tree's fs/nfs commits): the spec moved onto a commit builds that commit's fs/nfs."""
+    import subprocess
+    monkeypatch.delenv("NFSLAB_LINUX_TREE", raising=False)
+    repo = tmp_path / "linux"
+    (repo / "fs/nfs").mkdir(parents=True)
+    git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], check=True, capture_output=True,  # noqa: E731
+                                    text=True).stdout.strip()
+    git("init", "-q")
+    commits = []
+    for text in ("old", "new"):
+        (repo / "fs/nfs/Makefile").write_text("obj-m += nfs.o\n")
+        (repo / "fs/nfs/dir.c").write_text(f"/* {text} */\n")
+        git("add", "-A")
+        git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", text)
+        commits.append(git("rev-parse", "HEAD"))
+    spec = commit_kernel(matrix.kernel("debian-6.1-nofix"), repo, commits[0])
+    assert spec.source["scope"] == "module:fs/nfs" and spec.base == "debian-6.1"
+    assert kernels._module_git_tree(spec) == repo.resolve()
+    assert kernels._module_git_tree(matrix.kernel("debian-6.1-nofix")) is None      # Debian's linux-source-6.1
+    src = kernels.git_nfs_source(repo, commits[0], tmp_path / "src", tmp_path / "build.log")
+    assert (src / "fs/nfs/dir.c").read_text() == "/* old */\n"
+    not_git = tmp_path / "plain"
+    not_git.mkdir()
+    with pytest.raises(KernelUnavailable, match="only Debian's linux-source-6.1 or a git checkout"):
+        kernels._module_git_tree(commit_kernel(matrix.kernel("debian-6.1-nofix"), not_git, commits[0]))
