@@ -118,7 +118,7 @@ def step_times(log_text: str, marker: str) -> list[float]:
         if line.startswith("$ "):
             waiting = marker in line
             continue
-        m = re.match(r"^\[rc=-?\d+ ([\d.]+)s\]$", line)
+        m = re.search(r"\[rc=-?\d+ ([\d.]+)s\]$", line)   # output without a final newline runs into it
         if m and waiting:
             times.append(float(m.group(1)))
             waiting = False
@@ -509,11 +509,11 @@ class Bench:
         with environ(CCACHE_DIR=str(ccache)):
             self.say(f"build: {nofix.name} cold (downloads linux-source and headers, empty ccache)")
             cold, files = timed(lambda: kernels.module_build(nofix, home, box))
-            cold_make = step_times(log.read_text(), " modules")
+            cold_make = step_times(log.read_text(), " M=")
             shutil.rmtree(files.initrd.parent)
             self.say(f"build: {nofix.name} warm (output removed, ccache kept)")
             warm, _ = timed(lambda: kernels.module_build(nofix, home, box))
-            warm_make = step_times(log.read_text(), " modules")[len(cold_make):]
+            warm_make = step_times(log.read_text(), " M=")[len(cold_make):]
         self.raw["module_build"] = {"cold_s": cold, "warm_s": warm, "cold_make_s": cold_make,
                                     "warm_make_s": warm_make, "log": str(log)}
         self.add(F.Figure("module_cold", f"module build cold ({nofix.name})", samples=[cold],

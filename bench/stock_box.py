@@ -31,7 +31,7 @@ if __package__ in (None, ""):                       # run as a script: python be
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lab import topology
-from lab.boxes import Box, is_registered, make_image, mirror, register
+from lab.boxes import Box, _uid, is_registered, make_image, mirror, register
 from lab.distro import INSECURE_KEY
 from lab.errors import LabError
 from lab.paths import PREFIX, LabHome
@@ -177,14 +177,6 @@ def customize(r: Path) -> None:
     run(["chroot", str(r), "apt-get", "clean"], step="stock box: apt clean", timeout=60)
     shutil.rmtree(r / "var/lib/apt/lists", ignore_errors=True)
     (r / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
-
-
-def _uid(rootfs: Path, user: str) -> int:
-    for line in (rootfs / "etc/passwd").read_text().splitlines():
-        fields = line.split(":")
-        if fields[0] == user:
-            return int(fields[2])
-    raise LabError("stock box: vagrant user", f"user {user} missing in {rootfs}/etc/passwd")
 
 
 # ---- the baseline topology -----------------------------------------------------------------------------------------

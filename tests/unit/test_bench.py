@@ -92,8 +92,8 @@ def test_parts_run_in_a_fixed_order_and_unknown_ones_are_named():
 def test_step_times_reads_the_lab_command_log():
     log = ("$ apt-get update -q\nHit:1 …\n[rc=0 1.5s]\n"
            "$ make -C /h M=/src/fs/nfs -j2 modules\n  CC [M] fs/nfs/dir.o\n[rc=0 13.1s]\n"
-           "$ make -C /h M=/src/fs/nfs -j2 modules\n[rc=0 2.0s]\n$ cpio\n[rc=0 0.3s]\n")
-    assert lab_bench.step_times(log, " modules") == [13.1, 2.0]
+           "$ make -C /h M=/src/fs/nfs -j2 modules\n  LD [M] nfs.ko[rc=0 2.0s]\n$ cpio\n[rc=0 0.3s]\n")
+    assert lab_bench.step_times(log, " M=") == [13.1, 2.0]
     assert lab_bench.step_times(log, "bzImage") == []
 
 
