@@ -850,7 +850,8 @@ def plan_text(args, parts: list[str]) -> str:
              f"results: {stock_box.bench_dir(home) / 'runs' / '<run-id>'}/bench.json"
              + (f" and {args.json}" if args.json else "")]
     for p in parts:
-        lines.append(f"  {p:7} ≈ {ESTIMATES[p][0] / 60:4.1f} min  {ESTIMATES[p][1]}")
+        alone = estimate([p], args.runs, args.reuse_cells) if p != "memory" else 0
+        lines.append(f"  {p:7} ≈ {alone / 60:4.1f} min  {ESTIMATES[p][1]}")
     lines.append(f"estimated total: ≈ {estimate(parts, args.runs, args.reuse_cells) / 60:.0f} min "
                  f"(+ first-time builds)")
     problems = []
