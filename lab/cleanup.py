@@ -6,6 +6,7 @@ Topologies are found by their state files (written before anything was created) 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -28,6 +29,31 @@ def topology_dirs(home: LabHome, run_dir: Path | None = None, include_destroyed:
             continue
         found.append(state.parent)
     return found
+
+
+def clean_orphans(host: Host) -> list[str]:
+    """Topologies whose run process is gone (SIGKILL, a crash of the machine's power aside): what the next run
+    removes before it starts, so a killed run costs nothing but its own cells."""
+    removed = []
+    for topo in topology_dirs(host.home, include_destroyed=True):
+        try:
+            pid = json.loads((topo / "state.json").read_text()).get("pid")
+        except (json.JSONDecodeError, FileNotFoundError):
+            continue
+        if pid and not _alive(int(pid)):
+            removed += destroy_recorded(host, topo)
+            shutil.rmtree(topo, ignore_errors=True)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def clean_topologies(host: Host, run_dir: Path | None = None) -> list[str]:

@@ -31,7 +31,7 @@ out = Console(width=None if sys.stdout.isatty() else 200)   # a logged table kee
 
 APT_PACKAGES = ("vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils debootstrap "
                 "openssh-client dnsmasq-base iptables ebtables busybox-static e2fsprogs cpio kmod iproute2 xz-utils "
-                "zstd").split()
+                "zstd tshark").split()
 
 MatrixOpt = typer.Option(None, "--matrix", "-m", help="matrix file (default: ./matrix.yaml, else nfslab's own)")
 KernelsOpt = typer.Option(None, "--kernels", "-k", help="only these kernel rows, comma-separated")

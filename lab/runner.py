@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import fcntl
 import json
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 from . import capture, kernels, nfs, topology
 from .axes import cell_setup
 from .boxes import Box, ensure_box
+from .cleanup import clean_orphans
 from .errors import KernelUnavailable, LabError
 from .experiments import EXPERIMENTS, race
 from .host import Host
@@ -119,6 +121,8 @@ class Runner:
             self.host.register_user()
             self.box = ensure_box(self.home, progress=self.progress)
             self.host.up(probe_kernel=self.box.dir / "vmlinuz")
+            for removed in clean_orphans(self.host):
+                self.progress(f"removed {removed} (left by a run that was killed)")
 
     # ---- cells -------------------------------------------------------------------------------------------
     def run_cell(self, cell: Cell) -> ResultRecord:
@@ -244,6 +248,7 @@ class Runner:
             slot = topology.allocate_slot(self.home)
             StateFile(topo_dir / "state.json").set("slot", slot)
         StateFile(topo_dir / "state.json").set("run", str(self.run_dir.path.resolve()))
+        StateFile(topo_dir / "state.json").set("pid", os.getpid())   # a dead pid marks it orphaned (SIGKILL)
         t = topology.plan(lab_id=lab_id, slot=slot, kernel_name=kernel_name, box=self.box.name,
                           server_kernel=server, client_kernel=client, ssh_key=self.home.ssh_key,
                           driver="kvm" if self.host.accel == "kvm" else "qemu", emulator=self.host.tcg_wrapper,

@@ -10,9 +10,11 @@ logs to the topology's log, and raises on failure (python-vagrant ≥ 1.0 only l
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import json
 import secrets
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ MAX_SLOTS = 50
 BASE_CMDLINE = ("root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet loglevel=3 mitigations=off nowatchdog "
                 "audit=0 8250.nr_uarts=1 init=/sbin/lab-init")
 SNAPSHOT = "booted"
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,12 @@ def new_lab_id() -> str:
     return secrets.token_hex(3)
 
 
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if the lab process is SIGKILLed mid-`vagrant up`, Vagrant gets SIGTERM
+    instead of going on creating domains that `lab clean` may already have removed."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class NetnsVagrant(vagrant.Vagrant):
     """python-vagrant, run inside the lab namespace with a timeout on every call."""
 
@@ -183,13 +192,13 @@ class NetnsVagrant(vagrant.Vagrant):
         log_line(self._log, f"$ {' '.join(command)}")
         with self.out_cm() as out_fh, self.err_cm() as err_fh:
             subprocess.run(command, cwd=self.root, stdout=out_fh, stderr=err_fh, env=self.env, check=True,
-                           timeout=self.timeout)
+                           timeout=self.timeout, preexec_fn=_die_with_parent)
 
     def _run_vagrant_command(self, args):
         command = self._make_vagrant_command(args)
         with self.err_cm() as err_fh:
             return subprocess.run(command, cwd=self.root, env=self.env, stdout=subprocess.PIPE, stderr=err_fh,
-                                  check=True, timeout=self.timeout, text=True).stdout
+                                  check=True, timeout=self.timeout, text=True, preexec_fn=_die_with_parent).stdout
 
 
 @dataclass

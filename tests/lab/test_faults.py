@@ -3,6 +3,7 @@ and the cells after them must still run. Also: no lab network may appear in the 
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,67 @@ def test_nfsd_stopped_is_an_error_and_the_next_cell_still_runs(runner, monkeypat
     healthy = runner.run_cell(cell(runner.matrix, "4.1"))
     assert healthy.status in ("pass", "fail"), healthy.verdict
     assert RunDir(runner.run_dir.path).records()[0].run_id == runner.run_dir.run_id
+
+
+def qemu_pid(domain: str) -> int:
+    """The qemu process of one lab domain (started by the lab's own libvirtd)."""
+    ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return next(int(line.split()[0]) for line in ps.splitlines()
+                if "qemu-system" in line and f"guest={domain}," in line)
+
+
+def test_vm_dying_mid_cell_is_an_error_and_the_next_cell_gets_a_new_topology(runner, monkeypatch):
+    import os
+    import signal
+    import threading
+
+    from lab.experiments import race
+    real_run = race.run
+
+    def run_and_kill_alice(alice, bob, scenario, settings, setup, on_change=lambda t0: None):
+        domain = runner.lab.live.topology.domain("alice")
+        # the fault: alice's qemu dies 1 s after bob's change, while her reader loop is running
+        return real_run(alice, bob, scenario, settings, setup,
+                        on_change=lambda t0: (on_change(t0), threading.Timer(
+                            1.0, os.kill, (qemu_pid(domain), signal.SIGKILL)).start()))
+
+    monkeypatch.setattr(race, "run", run_and_kill_alice)
+    broken = runner.run_cell(cell(runner.matrix, "4.0"))
+    assert broken.status == "error", broken.verdict
+    assert broken.verdict["reason"].startswith("rename"), broken.verdict   # the step that was running
+    assert "log:" in broken.verdict["detail"]
+    assert runner.lab is None                                              # the broken topology was dropped
+
+    monkeypatch.setattr(race, "run", real_run)
+    healthy = runner.run_cell(cell(runner.matrix, "4.1"))
+    assert healthy.status in ("pass", "fail"), healthy.verdict
+    assert runner.lab is not None
+
+
+def test_ssh_refused_and_a_missing_export_are_errors_on_one_topology(runner, monkeypatch):
+    from lab.runner import KernelLab
+    real_reset = KernelLab.reset
+
+    def reset_then_stop_sshd(self):
+        real_reset(self)
+        # the fault: bob's sshd goes away (listener and sessions), so the lab's next command on bob is refused
+        self.remotes["bob"].run("setsid sh -c 'sleep 0.5; kill $(pidof sshd)' >/dev/null 2>&1 </dev/null &")
+        time.sleep(2)
+
+    monkeypatch.setattr(KernelLab, "reset", reset_then_stop_sshd)
+    refused = runner.run_cell(cell(runner.matrix, "4.0"))
+    assert refused.status == "error", refused.verdict
+    assert "ssh to bob" in refused.verdict["detail"], refused.verdict      # named: which VM, and that ssh broke
+    monkeypatch.setattr(KernelLab, "reset", real_reset)
+
+    start = nfs.start_server
+
+    def start_then_unexport(server, setup, subnet, **kw):
+        info = start(server, setup, subnet, **kw)
+        server.run("exportfs -ua")                    # the fault: nfsd runs, the export is gone
+        return info
+
+    monkeypatch.setattr(nfs, "start_server", start_then_unexport)
+    unexported = runner.run_cell(cell(runner.matrix, "4.1"))
+    assert unexported.status == "error", unexported.verdict
+    assert unexported.verdict["reason"].startswith("nfs: mount"), unexported.verdict

@@ -201,7 +201,7 @@ MATRIX_ERRORS = {
     "bad-leases": "bad-leases.yaml:4: unknown leases switch 'maybe' (allowed: on, off)",
     "bad-actimeo": "bad-actimeo.yaml:4: bad mount option 'actimeo=-1' (allowed: a whole number of seconds >= 0)",
     "unknown-experiment": "unknown-experiment.yaml:5: unknown experiment 'renmae', did you mean 'rename'? "
-                          "(allowed: rename)",
+                          "(allowed: rename, git-packed-refs)",
     "bad-repeats": "bad-repeats.yaml:8: bad repeats '0' (allowed: a whole number >= 1)",
     # the base is wrong in the kernel file, so that file's line is reported, not the matrix's
     "unknown-base": "bad-base.yaml:5: unknown base kernel 'no-such-kernel' "
