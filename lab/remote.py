@@ -20,6 +20,7 @@ from .errors import LabError
 from .proc import log_line
 from .spec import Timeouts
 
+CHANNEL_TIMEOUT_S = 30   # opening a session takes < 1 s on a live VM, even under TCG on loaded cores
 SocketFactory = Callable[[str, int, float], object]
 
 
@@ -62,6 +63,9 @@ class Remote:
                                                      "banner_timeout": timeout, "auth_timeout": timeout})
             conn.client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
             conn.open()
+            # paramiko waits an hour for a new channel by default: a VM that died mid-cell must be an ERROR in
+            # seconds, not a hung run (an open channel is bounded by each command's own timeout)
+            conn.client.get_transport().channel_timeout = CHANNEL_TIMEOUT_S
             self._conn = conn
         return self._conn
 
