@@ -31,7 +31,7 @@ if __package__ in (None, ""):                       # run as a script: python be
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lab import topology
-from lab.boxes import Box, _uid, is_registered, make_image, mirror, register
+from lab.boxes import Box, _uid, debootstrap, is_registered, make_image, register
 from lab.distro import INSECURE_KEY
 from lab.errors import LabError
 from lab.paths import PREFIX, LabHome
@@ -121,7 +121,7 @@ def ensure(home: LabHome, progress=lambda msg: None) -> StockBox:
     rootfs = box.box.rootfs
     if not (rootfs / "usr/sbin/sshd").exists():
         progress(f"stock box: debootstrap {SUITE} with systemd (a few minutes)")
-        debootstrap(box)
+        debootstrap(box.box, tuple(PACKAGES), step="stock box: debootstrap", timeout=1800)
     progress("stock box: vagrant user, insecure key, DHCP on eth0")
     customize(rootfs)
     progress("stock box: disk image (ext4 → qcow2) and its initramfs-tools initrd")
@@ -138,15 +138,6 @@ def ensure(home: LabHome, progress=lambda msg: None) -> StockBox:
     shutil.rmtree(rootfs)                                # 370 MB; the image and the kernel files are all it needs
     (box.dir / "done").write_text(json.dumps(box_inputs(), indent=1) + "\n")
     return box
-
-
-def debootstrap(box: StockBox) -> None:
-    tmp = box.dir / "rootfs.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(tmp), mirror()],
-        step="stock box: debootstrap", timeout=1800, log=box.log)
-    shutil.rmtree(box.box.rootfs, ignore_errors=True)
-    tmp.rename(box.box.rootfs)
 
 
 def customize(r: Path) -> None:

@@ -121,11 +121,13 @@ def ensure_box(home: LabHome, progress=lambda msg: None) -> Box:
     return box
 
 
-def debootstrap(box: Box) -> None:
+def debootstrap(box: Box, packages: tuple[str, ...] = PACKAGES, step: str = "box: debootstrap",
+                timeout: float = 1200) -> None:
+    """Into a temporary directory first: an interrupted debootstrap never looks like a finished root filesystem."""
     tmp = box.dir / "rootfs.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(tmp), mirror()],
-        step="box: debootstrap", timeout=1200, log=box.log)
+    run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE, str(tmp), mirror()],
+        step=step, timeout=timeout, log=box.log)
     shutil.rmtree(box.rootfs, ignore_errors=True)
     tmp.rename(box.rootfs)
 
