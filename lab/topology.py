@@ -201,6 +201,22 @@ class NetnsVagrant(vagrant.Vagrant):
                                   check=True, timeout=self.timeout, text=True, preexec_fn=_die_with_parent).stdout
 
 
+def parse_ssh_config(text: str) -> dict[str, dict[str, str]]:
+    """`vagrant ssh-config` of a multi-machine environment → {host: {key: value}} (values unquoted)."""
+    hosts: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in text.splitlines():
+        parts = line.strip().split(None, 1)
+        if len(parts) != 2 or parts[0].startswith("#"):
+            continue
+        key, value = parts[0], parts[1].strip().strip('"')
+        if key == "Host":
+            current = hosts.setdefault(value, {})
+        elif current is not None:
+            current[key] = value
+    return hosts
+
+
 @dataclass
 class SshTarget:
     name: str
@@ -277,10 +293,13 @@ class LiveTopology:
             self.host.virsh("net-start", net.name, step="topology: start network")
 
     def _ssh_targets(self) -> dict[str, SshTarget]:
+        """One `vagrant ssh-config` for all machines: each call is a Ruby start-up (≈ 3 s under TCG load), and
+        asking per machine cost three of them on every boot."""
+        hosts = parse_ssh_config(self.vagrant(timeout=120).ssh_config())
         targets = {}
         for m in self.topology.machines:
-            conf = self.vagrant(timeout=120).conf(vm_name=m.name)
-            if not conf or "HostName" not in conf:
+            conf = hosts.get(m.name, {})
+            if "HostName" not in conf:
                 raise LabError(f"topology: ssh-config {m.name}", "vagrant ssh-config gave no address", self.log)
             targets[m.name] = SshTarget(m.name, conf["HostName"], int(conf.get("Port", 22)))
         self.state.set("targets", {k: vars(v) for k, v in targets.items()})

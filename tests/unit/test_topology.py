@@ -95,3 +95,15 @@ def test_lab_clean_prunes_only_stale_boxes(tmp_path):
     assert boxes.prune_stale(home) == ["stale box nfslab-bookworm-000000000000"]
     for parent in (home.vagrant_home / "boxes", home.boxes):
         assert sorted(p.name for p in parent.iterdir()) == sorted([current, "someone-elses-box"])
+
+
+def test_one_ssh_config_call_gives_every_machine_its_address():
+    from lab.topology import parse_ssh_config
+    text = ("Host server\n  HostName 192.168.101.23\n  User vagrant\n  Port 22\n"
+            "  IdentityFile \"/var/lib/nfslab/ssh/id_ed25519\"\n\n"
+            "Host alice\n  HostName 192.168.101.87\n  Port 22\n\n# a comment\nHost bob\n  HostName 192.168.101.44\n")
+    hosts = parse_ssh_config(text)
+    assert {name: conf["HostName"] for name, conf in hosts.items()} == \
+        {"server": "192.168.101.23", "alice": "192.168.101.87", "bob": "192.168.101.44"}
+    assert hosts["server"]["IdentityFile"] == "/var/lib/nfslab/ssh/id_ed25519"
+    assert "Port" not in hosts["bob"]
