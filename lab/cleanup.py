@@ -6,11 +6,10 @@ Topologies are found by their state files (written before anything was created) 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
-from .host import POOL, Host
+from .host import POOL, Host, process_running
 from .paths import PREFIX, LabHome
 from .topology import destroy_recorded, remove_domain
 
@@ -40,20 +39,10 @@ def clean_orphans(host: Host) -> list[str]:
             pid = json.loads((topo / "state.json").read_text()).get("pid")
         except (json.JSONDecodeError, FileNotFoundError):
             continue
-        if pid and not _alive(int(pid)):
+        if pid and not process_running(int(pid)):
             removed += destroy_recorded(host, topo)
             shutil.rmtree(topo, ignore_errors=True)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def clean_topologies(host: Host, run_dir: Path | None = None) -> list[str]:

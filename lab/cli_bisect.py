@@ -23,7 +23,7 @@ from typing import Optional
 
 import typer
 
-from .cli import MatrixOpt, Usage, _matrix_path, _progress, app, out
+from .cli import MatrixOpt, Usage, _matrix_path, _progress, _raise_interrupt, app, out
 from .errors import HostNotReady, LabError
 from .paths import PROJECT
 from .spec import SpecError
@@ -100,9 +100,7 @@ def _recorder(log):
 @contextmanager
 def _interruptible():
     """Ctrl-C and SIGTERM end a bisect like `lab run`: tear down, keep what was logged, exit 130."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-    before = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    before = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     except KeyboardInterrupt:

@@ -73,6 +73,11 @@ def _pid_alive(pid: int | None) -> bool:
         return False
 
 
+def process_running(pid: int | None) -> bool:
+    """The process exists and is not a zombie: a killed lab run whose parent has not reaped it is gone for good."""
+    return _pid_alive(pid) and not _is_zombie(pid)
+
+
 def _read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
@@ -231,7 +236,7 @@ exec /usr/bin/qemu-system-x86_64 "$@"
             pid = int(f.name) if f.name.isdigit() else 0
             if pid == os.getpid():
                 continue
-            if _pid_alive(pid) and not _is_zombie(pid):
+            if process_running(pid):
                 users.append(pid)
             else:
                 f.unlink(missing_ok=True)
@@ -281,7 +286,7 @@ def _terminate(pid: int, grace: float = 10.0) -> bool:
         return False
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if not _pid_alive(pid) or _is_zombie(pid):
+        if not process_running(pid):
             return True
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)

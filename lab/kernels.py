@@ -205,8 +205,7 @@ def _module_git_tree(kernel: Kernel) -> Path | None:
 def git_nfs_source(tree: Path, ref: str | None, dest: Path, log: Path) -> Path:
     """fs/nfs of a git checkout at ref, as the out-of-tree build wants it (dest/fs/nfs)."""
     dest.mkdir(parents=True)
-    run(["sh", "-c", f"git -C {tree} archive {ref or 'HEAD'} fs/nfs | tar -x -C {dest}"],
-        step="build: git archive fs/nfs", timeout=600, log=log)
+    git_archive(tree, ref, dest, log, "fs/nfs", timeout=600)
     if not (dest / "fs/nfs/Makefile").exists():
         raise KernelUnavailable(f"{tree} at {ref or 'HEAD'} has no fs/nfs/Makefile")
     return dest
@@ -242,6 +241,14 @@ def tree_identity(tree: Path, ref: str | None) -> str:
     raise KernelUnavailable(f"kernel tree {tree} is neither a tarball, a git checkout nor a Linux source directory")
 
 
+def git_archive(tree: Path, ref: str | None, dest: Path, log: Path, *paths: str, timeout: float = 1800) -> None:
+    """`ref` of a git checkout (or some of its paths) written into dest, without touching the work tree: a
+    `git bisect` may be running in it."""
+    what = " ".join(paths)
+    run(["sh", "-c", f"git -C {tree} archive {ref or 'HEAD'} {what} | tar -x -C {dest}"],
+        step=f"build: git archive {what}".rstrip(), timeout=timeout, log=log)
+
+
 def unpack_tree(tree: Path, ref: str | None, dest: Path, log: Path) -> None:
     dest.mkdir(parents=True)
     if tree.is_file():
@@ -252,8 +259,7 @@ def unpack_tree(tree: Path, ref: str | None, dest: Path, log: Path) -> None:
             dest.rmdir()
             inner.rename(dest)
     elif (tree / ".git").exists():
-        run(["sh", "-c", f"git -C {tree} archive {ref or 'HEAD'} | tar -x -C {dest}"], step="build: git archive",
-            timeout=1800, log=log)
+        git_archive(tree, ref, dest, log)
     else:
         run(["cp", "-a", f"{tree}/.", str(dest)], step="build: copy tree", timeout=1800, log=log)
 

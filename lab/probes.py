@@ -20,7 +20,7 @@ from .errors import KernelUnavailable, LabError
 from .paths import LabHome
 from .results import RunDir
 from .runner import Runner
-from .spec import Cell, Kernel, Matrix, kernel_files, load_kernel
+from .spec import Cell, Kernel, Matrix, kernel_files, load_with_bases
 
 
 def _quiet(msg: str) -> None:
@@ -92,11 +92,9 @@ def with_kernels(matrix: Matrix, names: list[str]) -> Matrix:
     files = kernel_files(directory)
     known = dict(matrix.known)
     for name in names:
-        while name and name not in known:
-            if name not in files:
-                raise ValueError(f"unknown kernel '{name}' (allowed: {', '.join(sorted(files))})")
-            known[name] = load_kernel(files[name])
-            name = known[name].base
+        if name not in files and name not in known:
+            raise ValueError(f"unknown kernel '{name}' (allowed: {', '.join(sorted(files))})")
+        load_with_bases(name, files, known)   # as load_matrix does for rows: bases checked, loops refused
     return replace(matrix, known=known)
 
 

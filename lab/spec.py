@@ -498,11 +498,11 @@ def load_matrix(path: Path | str, kernels_dir: Path | str | None = None) -> Matr
     known: dict[str, Kernel] = {}
     names = _kernel_list(src, doc, files)
     for name in names:
-        _load_with_bases(name, files, known)
+        load_with_bases(name, files, known)
     server = src.string(doc, "server")
     if server not in files:
         raise src.error(src.value_line(doc, "server"), _unknown("server kernel", server, sorted(files)))
-    _load_with_bases(server, files, known)
+    load_with_bases(server, files, known)
     return Matrix(path=src.path, kernels=[known[n] for n in names], server=server, axes=_axes(src, doc),
                   experiment=_experiment(src, doc), timeouts=_timeouts(src, doc), known=known)
 
@@ -522,7 +522,7 @@ def _kernel_list(src: Source, doc: CommentedMap, files: dict[str, Path]) -> list
     return names
 
 
-def _load_with_bases(name: str, files: dict[str, Path], known: dict[str, Kernel]) -> None:
+def load_with_bases(name: str, files: dict[str, Path], known: dict[str, Kernel]) -> None:
     """A build row borrows its image from its base spec, so the base must exist and be valid too, and the chain of
     bases must end in a kernel that has an image (a → b → a never does)."""
     chain: list[str] = []
