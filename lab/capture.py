@@ -8,7 +8,6 @@ t = 0 is already mapped onto. Decoding is tshark's NFSv4 dissector; `summarise` 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 from collections import Counter
@@ -37,10 +36,6 @@ NFS4ERR_DELAY = 10008   # e.g. a RENAME held up while the server recalls the oth
 KEY_OPS = ("OPEN", "LOOKUP", "GETATTR", "ACCESS", "READ", "CLOSE", "DELEGRETURN")
 FIELDS = ("frame.time_epoch", "ip.src", "ip.dst", "rpc.msgtyp", "nfs.opcode", "nfs.open.claim_type", "nfs.nfsstat4")
 PCAP_NAME = "server-nfs.pcapng"
-
-
-def tools_missing() -> list[str]:
-    return [t for t in ("dumpcap", "tshark") if shutil.which(t) is None]
 
 
 def server_interface(domiflist: str, network: str) -> str:

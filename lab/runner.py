@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import fcntl
+import functools
 import json
 import os
 import time
@@ -168,11 +169,9 @@ class Runner:
         self.progress(f"{cell.id}: {exp.name} experiment (at most {exp.duration:.0f}s)")
         settings = race.Settings(duration=exp.duration, interval=exp.interval, settle=exp.settle,
                                  finish=lab.timeouts.experiment)
-        if exp.capture:
-            obs = self._captured(lab, log_dir, lambda on_change: race.run(
-                lab.remotes[topology.ALICE], lab.remotes[topology.BOB], scenario, settings, setup, on_change))
-        else:
-            obs = race.run(lab.remotes[topology.ALICE], lab.remotes[topology.BOB], scenario, settings, setup)
+        experiment = functools.partial(race.run, lab.remotes[topology.ALICE], lab.remotes[topology.BOB], scenario,
+                                       settings, setup)
+        obs = self._captured(lab, log_dir, experiment) if exp.capture else experiment()
         obs.meta.update({"server": server_info, "mounts": mounts, "client_release": release, "nfs_module": nfs_module,
                          "server_release": lab.server.run("uname -r").stdout.strip(), "timings": dict(lab.timings)})
         (log_dir / "timeline.txt").write_text(
@@ -244,11 +243,12 @@ class Runner:
         timeouts = self.matrix.timeouts
         lab_id = topology.new_lab_id()
         topo_dir = self.home.topologies / lab_id
+        state = StateFile(topo_dir / "state.json")
         with _locked(self.home.topologies / ".slots.lock"):
             slot = topology.allocate_slot(self.home)
-            StateFile(topo_dir / "state.json").set("slot", slot)
-        StateFile(topo_dir / "state.json").set("run", str(self.run_dir.path.resolve()))
-        StateFile(topo_dir / "state.json").set("pid", os.getpid())   # a dead pid marks it orphaned (SIGKILL)
+            state.set("slot", slot)
+        state.set("run", str(self.run_dir.path.resolve()))
+        state.set("pid", os.getpid())   # a dead pid marks it orphaned (SIGKILL)
         t = topology.plan(lab_id=lab_id, slot=slot, kernel_name=kernel_name, box=self.box.name,
                           server_kernel=server, client_kernel=client, ssh_key=self.home.ssh_key,
                           driver="kvm" if self.host.accel == "kvm" else "qemu", emulator=self.host.tcg_wrapper,
