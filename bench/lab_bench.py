@@ -43,7 +43,7 @@ from pathlib import Path
 if __package__ in (None, ""):                       # run as a script: python bench/lab_bench.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rich.markup import escape                       # noqa: E402
+from rich.text import Text                           # noqa: E402
 
 from bench import figures as F                      # noqa: E402
 from bench import stock_box                         # noqa: E402
@@ -317,10 +317,10 @@ class Bench:
 
     # ---- output ----
     def say(self, msg: str, style: str = "") -> None:
-        """A progress line with the time since the start; `msg` is plain text (lab messages hold brackets)."""
-        text = escape(msg)
-        self.console.log(f"[dim]{time.monotonic() - self.started:6.0f}s[/] " + (f"[{style}]{text}[/]" if style
-                                                                                 else text), highlight=False)
+        """A progress line with the time since the start; `msg` is plain text (lab messages hold brackets), shown
+        as it is."""
+        self.console.log(Text.assemble((f"{time.monotonic() - self.started:6.0f}s ", "dim"), (msg, style)),
+                         highlight=False)
 
     def add(self, *figs: F.Figure) -> None:
         for f in figs:
@@ -937,7 +937,8 @@ def main(argv: list[str] | None = None) -> int:
     out.print(F.table(bench.figures, title=f"nfslab benchmark {bench.run_id} ({result['wall_s'] / 60:.0f} min)"))
     for line in F.notes(bench.figures):
         out.print(line, highlight=False, markup=False)
-    out.print(f"results: {bench.out / 'bench.json'}" + (f", {args.json}" if args.json else ""), highlight=False)
+    out.print(f"results: {bench.out / 'bench.json'}" + (f", {args.json}" if args.json else ""), highlight=False,
+              markup=False)
     if interrupted:
         return 130
     if any(f.error for f in bench.figures):

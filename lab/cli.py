@@ -2,7 +2,11 @@
 one-line message with exit code 2 (bad input, host not ready) instead of a traceback.
 
 Exit codes of `lab run`: 0 every cell as history expects; 1 a kernel result contradicts kernels/*.yaml
-(regression or unexpected pass); 3 lab errors (no kernel result for some cells); 2 bad input; 130 interrupted.
+(regression or unexpected pass); 3 lab errors (no kernel result for some cells); 2 bad input; 130 interrupted;
+70 (any command) an internal error, a bug: one line, the traceback in a file (lab/crash.py).
+
+Progress goes to the `lab` logger (lab/log.py), results to stdout through `out`; neither reads rich markup, because
+what they print holds paths, command output and names the lab does not control.
 """
 from __future__ import annotations
 
@@ -17,7 +21,9 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from . import crash
 from .errors import HostNotReady, LabError
+from .log import log
 from .paths import PROJECT, LabHome
 from .spec import SpecError
 
@@ -26,8 +32,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                        "serve stale data after a rename-over (the be189f7e7f03 bug).")
 box_app = typer.Typer(no_args_is_help=True, help="The lab's Vagrant box.")
 app.add_typer(box_app, name="box")
-console = Console(stderr=True, soft_wrap=True)   # progress lines stay whole in logs and CI output
-out = Console(width=None if sys.stdout.isatty() else 200)   # a logged table keeps its cells whole
+# a logged table keeps its cells whole; markup and emoji codes off: printed text is never parsed
+out = Console(width=None if sys.stdout.isatty() else 200, markup=False, emoji=False, highlight=False)
 
 APT_PACKAGES = ("vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils debootstrap "
                 "openssh-client dnsmasq-base iptables ebtables busybox-static e2fsprogs cpio kmod iproute2 xz-utils "
@@ -62,8 +68,15 @@ def _load(path: Optional[Path], kernels: Optional[str]):
         raise Usage(f"--kernels: {e.message}") from None
 
 
-def _progress(msg: str) -> None:
-    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {msg}", highlight=False)
+@app.callback()
+def _options(verbose: bool = typer.Option(False, "--verbose", "-v", help="also show debug lines"),
+             quiet: bool = typer.Option(False, "--quiet", "-q", help="progress off: only warnings, errors and "
+                                                                       "results")):
+    """Options for every command: how much progress to show (lab/log.py)."""
+    from . import log as logs
+    if verbose and quiet:
+        raise Usage("--verbose and --quiet: give one of them")
+    logs.setup(logs.VERBOSE if verbose else logs.QUIET if quiet else logs.NORMAL)
 
 
 @app.command("list")
@@ -77,8 +90,8 @@ def list_cells(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = Kern
         out.print_json(json.dumps(rows))
         return
     for r in rows:
-        out.print(f"{r['id']:48} expect {r['expected']:4}  ({r['source']})", highlight=False)
-    out.print(f"{len(rows)} cells, {len({r['kernel'] for r in rows})} kernels", highlight=False)
+        out.print(f"{r['id']:48} expect {r['expected']:4}  ({r['source']})")
+    out.print(f"{len(rows)} cells, {len({r['kernel'] for r in rows})} kernels")
 
 
 @app.command()
@@ -90,7 +103,7 @@ def setup(apt: bool = typer.Option(True, help="install missing Debian packages w
     from .host import Host, missing_tools, require_root
     require_root()
     if apt and missing_tools():
-        _progress(f"apt-get install {len(APT_PACKAGES)} packages")
+        log.info("apt-get install %d packages", len(APT_PACKAGES))
         for argv in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "--no-install-recommends",
                                                      *APT_PACKAGES]):
             if subprocess.run(argv, env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -98,11 +111,11 @@ def setup(apt: bool = typer.Option(True, help="install missing Debian packages w
                 raise HostNotReady(f"`{' '.join(argv[:3])}` failed; see its output above")
     preflight.check("setup", setup_hint=not apt)
     home = LabHome.default().ensure()
-    built = ensure_box(home, progress=_progress) if box else None
+    built = ensure_box(home, progress=log.info) if box else None
     host = Host(home)
     host.up(probe_kernel=built.dir / "vmlinuz" if built else None)
-    _progress(f"host ready: namespace {host.netns}, libvirtd pid {(home.run / 'libvirtd.pid').read_text().strip()}, "
-              f"accelerator {host.accel}" + (f", box {built.name}" if built else ""))
+    log.info("host ready: namespace %s, libvirtd pid %s, accelerator %s%s", host.netns,
+             (home.run / "libvirtd.pid").read_text().strip(), host.accel, f", box {built.name}" if built else "")
 
 
 @box_app.command("build")
@@ -112,8 +125,8 @@ def box_build():
     preflight.check("box build")
     from .boxes import ensure_box
     started = time.monotonic()
-    built = ensure_box(LabHome.default().ensure(), progress=_progress)
-    _progress(f"box {built.name} ready ({time.monotonic() - started:.0f}s)")
+    built = ensure_box(LabHome.default().ensure(), progress=log.info)
+    log.info("box %s ready (%.0fs)", built.name, time.monotonic() - started)
 
 
 @app.command()
@@ -140,8 +153,9 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     run_dir.write_meta({**run_dir.meta(), "matrix": str(m.path), "kernels": [k.name for k in m.kernels],
                         "axes": m.axes, "server": m.server, "command": " ".join(["lab", *sys.argv[1:]]),
                         "run_id": run_dir.run_id, "started": run_dir.meta().get("started") or _now()})
-    _progress(f"run {run_dir.path}: {len(todo)} cells to run" + (f", {len(done)} already done" if done else ""))
-    runner = Runner(m, run_dir, progress=_progress)
+    crash.save_into(run_dir.path)   # a crash from here on leaves its traceback with the run
+    log.info("run %s: %d cells to run%s", run_dir.path, len(todo), f", {len(done)} already done" if done else "")
+    runner = Runner(m, run_dir, progress=log.info)
     # both explicitly: a process started from a non-interactive shell in the background inherits SIGINT ignored
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _raise_interrupt)
@@ -149,17 +163,17 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     try:
         for i, cell in enumerate(todo, 1):
             record = runner.run_cell(cell)
-            _progress(f"[{i}/{len(todo)}] {cell.id}: {record.verdict_obj.summary()} ({record.duration_s:.0f}s)")
+            log.info("[%d/%d] %s: %s (%.0fs)", i, len(todo), cell.id, record.verdict_obj.summary(), record.duration_s)
     except KeyboardInterrupt:
         interrupted = True
-        _progress("interrupted: tearing down (finished cells are kept; resume with --resume)")
+        log.warning("interrupted: tearing down (finished cells are kept; resume with --resume)")
     finally:
         runner.close()
         release(runner.host, run_dir.path, keep_host)
     run_dir.write_meta({**run_dir.meta(), "finished": _now(), "wall_s": round(time.monotonic() - started)})
     records = write_tables(run_dir)
     out.print(render_terminal(records))
-    out.print(f"run directory: {run_dir.path}", highlight=False)
+    out.print(f"run directory: {run_dir.path}")
     if interrupted:
         raise typer.Exit(130)
     statuses = {r.status for r in records}
@@ -205,7 +219,7 @@ def merge(dest: Path = typer.Argument(..., help="the merged run directory (creat
         if not s.is_dir():
             raise Usage(f"{s}: no such run directory")
     merged = merge_runs(dest, sources)
-    _progress(f"{len(merged.records())} cells in {merged.path}")
+    log.info("%d cells in %s", len(merged.records()), merged.path)
 
 
 @app.command()
@@ -217,8 +231,8 @@ def clean(keep_host: bool = typer.Option(False, help="remove topologies only; ke
     from .cleanup import clean_everything
     removed = clean_everything(keep_host=keep_host) + prune_stale(LabHome.default())
     for r in removed:
-        _progress(f"removed {r}")
-    _progress("nothing to remove" if not removed else f"{len(removed)} removed")
+        log.info("removed %s", r)
+    log.info("nothing to remove" if not removed else f"{len(removed)} removed")
 
 
 def _fail(message: str, code: int) -> None:
@@ -227,7 +241,24 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _bisect_step() -> bool:
+    """`git bisect run` is calling: its exit code is read as a verdict on a commit (lab/cli_bisect.py)."""
+    return [a for a in sys.argv[1:] if not a.startswith("-")][:1] == ["bisect-step"]
+
+
+def _crash(error: Exception) -> None:
+    """A bug, not a result: one line, the traceback in a file, and an exit code that no result uses. For
+    `git bisect run` that code is 128, which aborts the bisect rather than marking the commit bad."""
+    from .bisect import EXIT_ABORT
+    path = crash.save(error)
+    log.debug("the traceback of the internal error:", exc_info=error)   # -v shows it here as well
+    _fail(crash.one_line(error, path), EXIT_ABORT if _bisect_step() else crash.EXIT_INTERNAL)
+
+
 def main() -> None:
+    from . import log as logs
+    logs.setup()   # before the options are read; `-v`/`-q` set it up again
+    crash.save_into(None)
     try:
         code = app(standalone_mode=False)   # without standalone mode, click returns typer.Exit's code
         sys.exit(code if isinstance(code, int) else 0)
@@ -243,10 +274,10 @@ def main() -> None:
         if hasattr(e, "show") and hasattr(e, "exit_code"):  # click's usage errors (vendored by typer)
             e.show()
             # git bisect run would read 2 as "bad commit"; 128 makes it abort (lab/cli_bisect.py)
-            sys.exit((128 if sys.argv[1:2] == ["bisect-step"] else 2) if e.exit_code else 0)
+            sys.exit((128 if _bisect_step() else 2) if e.exit_code else 0)
         if type(e).__name__ == "Abort":
             sys.exit(130)
-        raise
+        _crash(e)
 
 
 from . import cli_bisect  # noqa: E402,F401  (registers bisect, bisect-step, compare, fetch-baseline on app)

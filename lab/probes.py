@@ -47,7 +47,8 @@ class CellProbe:
 
     def prepare(self, candidate: str) -> Build:
         """Fetch or build the candidate's kernel. The host and the box come first, and a failure there is the
-        lab's (LabError goes up and stops the bisect); a kernel that fails to build is a skipped step."""
+        lab's (LabError goes up and stops the bisect); a kernel that fails to build is a skipped step, and so is
+        one whose build or unpacking fails at the file level (a tree that cannot be archived or unpacked)."""
         if self.runner.box is None:
             self.runner.prepare()
         started = time.monotonic()
@@ -56,7 +57,7 @@ class CellProbe:
                                                 self.runner.box, self.progress))
         except KernelUnavailable as e:
             return Build("unavailable", time.monotonic() - started, str(e))
-        except LabError as e:
+        except (LabError, OSError) as e:
             return Build("failed", time.monotonic() - started, str(e))
         return Build("ok", time.monotonic() - started)
 
