@@ -176,7 +176,8 @@ FAKE_LAB = """#!/bin/sh
 # a fake `lab`: exits $CODE; `lab run --runs DIR` leaves DIR/<run-id>/table.md when $TABLE is yes
 runs=
 while [ $# -gt 0 ]; do [ "$1" = --runs ] && runs=$2; shift; done
-if [ -n "$runs" ] && [ "$TABLE" = yes ]; then mkdir -p "$runs/20261130-000000-abcd"; : > "$runs/20261130-000000-abcd/table.md"; fi
+run="$runs/20261130-000000-abcd"
+if [ -n "$runs" ] && [ "$TABLE" = yes ]; then mkdir -p "$run"; : > "$run/table.md"; fi
 exit "$CODE"
 """
 
