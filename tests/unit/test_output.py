@@ -57,14 +57,32 @@ def test_progress_lines_print_any_text_as_it_is(terminal, capsys):
         assert len(lines) == 3 and lines[2].split(" ", 1)[1].startswith("WARNING: "), err
 
 
+def test_usage_errors_print_what_was_typed(lab_cli):
+    r = lab_cli("--[/oops]")
+    assert r.returncode == 2 and "--[/oops]" in r.stderr
+    r = lab_cli("list", "--kernels", "[/oops],[bold]x[/bold]")
+    assert r.returncode == 2 and "unknown kernel '[/oops]'" in r.stderr
+
+
 def test_quiet_and_verbose(capsys):
     logs.setup(logs.QUIET, terminal=False)
     logs.log.info("progress")
     logs.log.warning("warned")
     logs.setup(logs.VERBOSE, terminal=False)
     logs.log.debug("detail")
+    from lab.proc import run
+    run(["echo", "[/oops]"], step="an [bold]x[/bold] step", timeout=10)
     err = capsys.readouterr().err
     assert "progress" not in err and "warned" in err and "detail" in err
+    assert "an [bold]x[/bold] step: $ echo '[/oops]' (rc=0, " in err
+
+
+def test_lab_minus_q_and_minus_v(lab_cli, tmp_path):
+    (tmp_path / "src").mkdir()
+    assert "cells in" in lab_cli("merge", tmp_path / "a", tmp_path / "src").stderr
+    assert lab_cli("-q", "merge", tmp_path / "b", tmp_path / "src").stderr == ""
+    r = lab_cli("-v", "-q", "list")
+    assert r.returncode == 2 and "--verbose and --quiet" in r.stderr
 
 
 def test_results_print_any_text_as_it_is(capsys):
