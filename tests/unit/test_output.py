@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from lab import log as logs
-from lab.bisect import Build, Step, StepLog, Trial
+from lab.bisect import Build, Step, StepLog
 from lab.outcome import Verdict
 from lab.results import ResultRecord, RunDir
 
