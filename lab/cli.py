@@ -11,6 +11,7 @@ what they print holds paths, command output and names the lab does not control.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -34,10 +35,6 @@ box_app = typer.Typer(no_args_is_help=True, help="The lab's Vagrant box.")
 app.add_typer(box_app, name="box")
 # a logged table keeps its cells whole; markup and emoji codes off: printed text is never parsed
 out = Console(width=None if sys.stdout.isatty() else 200, markup=False, emoji=False, highlight=False)
-
-APT_PACKAGES = ("vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils debootstrap "
-                "openssh-client dnsmasq-base iptables ebtables busybox-static e2fsprogs cpio kmod iproute2 xz-utils "
-                "zstd tshark").split()
 
 MatrixOpt = typer.Option(None, "--matrix", "-m", help="matrix file (default: ./matrix.yaml, else nfslab's own)")
 KernelsOpt = typer.Option(None, "--kernels", "-k", help="only these kernel rows, comma-separated")
@@ -98,17 +95,12 @@ def list_cells(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = Kern
 def setup(apt: bool = typer.Option(True, help="install missing Debian packages with apt-get"),
           box: bool = typer.Option(True, help="build the lab box if its inputs changed")):
     """Prepare this host (idempotent): Debian packages, the lab box, the lab namespace with its own libvirtd."""
-    from . import preflight
+    from . import hostdeps, preflight
     from .boxes import ensure_box
-    from .host import Host, missing_tools, require_root
+    from .host import Host, require_root
     require_root()
-    if apt and missing_tools():
-        log.info("apt-get install %d packages", len(APT_PACKAGES))
-        for argv in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "--no-install-recommends",
-                                                     *APT_PACKAGES]):
-            if subprocess.run(argv, env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-                              ).returncode != 0:
-                raise HostNotReady(f"`{' '.join(argv[:3])}` failed; see its output above")
+    if apt:
+        apt_install(hostdeps.missing_packages())
     preflight.check("setup", setup_hint=not apt)
     home = LabHome.default().ensure()
     built = ensure_box(home, progress=log.info) if box else None
@@ -116,6 +108,43 @@ def setup(apt: bool = typer.Option(True, help="install missing Debian packages w
     host.up(probe_kernel=built.dir / "vmlinuz" if built else None)
     log.info("host ready: namespace %s, libvirtd pid %s, accelerator %s%s", host.netns,
              (home.run / "libvirtd.pid").read_text().strip(), host.accel, f", box {built.name}" if built else "")
+
+
+def apt_install(packages: list[str]) -> None:
+    """apt-get install these packages (those of lab/hostdeps.py whose command or file is missing); nothing at all,
+    not even `apt-get update`, when none is: a set-up host stays quick to set up and needs no network."""
+    if not packages:
+        return
+    log.info("apt-get install %s", " ".join(packages))
+    _apt(["apt-get", "update", "-q"])
+    _apt(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages])
+
+
+def _apt(argv: list[str]) -> None:
+    if subprocess.run(argv, env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+                      ).returncode != 0:
+        raise HostNotReady(f"`{' '.join(argv[:3])}` failed; see its output above")
+
+
+@app.command()
+def doctor():
+    """Say what this host lacks for each part of the lab (every run, the box, capture, each kernel source kind),
+    with the Debian package that brings it; exit 0 when nothing is missing, 2 otherwise. Changes nothing."""
+    from . import hostdeps
+    missing_any: list[str] = []
+    for group in hostdeps.GROUPS:
+        missing = group.missing()
+        state = "missing" if missing else "ok"
+        print(f"{state:8} {group.name:13} {group.used_by}")
+        for what, package in missing.items():
+            print(f"{'':8} {'':13}   {what} → apt package {package}")
+        missing_any += missing.values()
+    if not missing_any:
+        print("everything the lab runs is installed")
+        return
+    hint = "" if os.geteuid() == 0 else " (as root: root's PATH has /usr/sbin, where some of these live)"
+    print(f"fix: run `lab setup`, or {hostdeps.install_hint(sorted(set(missing_any)))}{hint}")
+    raise typer.Exit(2)
 
 
 @box_app.command("build")
@@ -140,7 +169,9 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     if resume and not resume.is_dir():
         raise Usage(f"--resume {resume}: no such run directory (fix: give one that `lab run` made, e.g. "
                     f"{runs}/<run-id>)")
-    preflight.check("run")   # before anything exists: a host that is not ready leaves no empty run directory
+    # before anything exists: a host that is not ready leaves no empty run directory
+    preflight.check("run", capture=m.experiment.capture)
+    preflight.check_kernels(m, list(dict.fromkeys(c.kernel for c in cells)))
     # imported after the check: python-vagrant logs a warning of its own at import when vagrant is missing
     from .cleanup import release
     from .report import render_terminal

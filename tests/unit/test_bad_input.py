@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.host import REQUIRED_TOOLS
+from lab import hostdeps
 from lab.paths import PROJECT
 
 KERNELS = Path(__file__).resolve().parent / "data" / "kernels"   # bad-base, ok-box, ok-build, ok-deb
@@ -130,6 +130,9 @@ ROWS = [
         "`apt-get install debootstrap`)", without=("debootstrap",)),
     row("clean-without-virsh", ["clean"], "missing: virsh (fix: run `lab setup`, or `apt-get install libvirt-clients`)",
         without=("virsh",)),
+    row("no-kernel-build-tools", ["run"], "missing for kernel ok-build (module build): gcc-12, make (fix: run "
+        "`lab setup`, or `apt-get install gcc-12 make`)",
+        files={"matrix.yaml": MATRIX.replace("[ok-deb]", "[ok-deb, ok-build]")}, without=("make", "gcc-12")),
     row("not-root-run", ["run"], "the lab needs root (network namespaces, libvirtd, debootstrap): run it with sudo",
         uid=1000),
     row("not-root-box-build", ["box", "build"], "the lab needs root (network namespaces, libvirtd, debootstrap): "
@@ -143,10 +146,12 @@ def lab(cwd: Path, args: list[str], uid: int, without: tuple[str, ...]) -> subpr
     """`lab ARGS` as uid, with stand-ins for every host tool but `without` on PATH."""
     tools = cwd / ".bin"
     tools.mkdir()
-    for tool in set(REQUIRED_TOOLS) - set(without):
+    for tool in set(hostdeps.commands()) - set(without):
         (tools / tool).write_text("#!/bin/sh\nexit 1\n")
         (tools / tool).chmod(0o755)
-    code = f"import os; os.geteuid = lambda: {uid}; from lab.cli import main; main()"
+    # files the lab needs (headers, the Vagrant plugin) count as there: a row is about the commands it takes away
+    code = (f"import os; os.geteuid = lambda: {uid}; import lab.hostdeps as d; present = d.present; "
+            f"d.present = lambda what: what.startswith('/') or present(what); from lab.cli import main; main()")
     env = {**os.environ, "PATH": str(tools), "PYTHONPATH": str(PROJECT)}
     return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=60)
