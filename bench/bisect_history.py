@@ -24,7 +24,7 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 TARBALL = PROJECT.parent / "shared/kernels/linux-4.19.1-pruned.tar.xz"
-PATCH = PROJECT / "kernels/patches/be189f7e-4.19.patch"
+PATCH = PROJECT / "lab/data/kernels/patches/be189f7e-4.19.patch"
 DEFAULT_DEST = Path("/var/lib/nfslab/bisect/linux-4.19-history")
 BENCH = ("nfslab bench", "nfslab@localhost")
 FIX_AUTHOR = ("Trond Myklebust", "trond.myklebust@hammerspace.com")

@@ -47,15 +47,15 @@ from rich.text import Text                           # noqa: E402
 
 from bench import figures as F                      # noqa: E402
 from bench import stock_box                         # noqa: E402
-from lab.paths import PROJECT, LabHome               # noqa: E402
+from lab.paths import DEFAULT_MATRIX, KERNELS, LabHome  # noqa: E402
 
 PARTS = ("kvm", "build", "up", "reset", "cell", "reuse", "memory")
 VM_PARTS = ("up", "reset", "cell", "reuse", "memory")
 KERNEL = "debian-6.1"
 #: debian-6.1 passes with vers=4.0 (vers=4.1 shows ESTALE for ~25 s there: README, Findings)
 CELL_AXES = {"vers": ["4.0"], "leases": ["on", "off"]}
-NOFIX = PROJECT / "kernels" / "debian-6.1-nofix.yaml"
-MAINLINE = PROJECT / "kernels" / "mainline-4.19.yaml"
+NOFIX = KERNELS / "debian-6.1-nofix.yaml"
+MAINLINE = KERNELS / "mainline-4.19.yaml"
 #: the file the 4.19 rebuild edits (a comment line appended): what a developer changes in fs/nfs
 EDITED = "fs/nfs/dir.c"
 EDIT_MARK = "/* nfslab bench edit"
@@ -156,7 +156,7 @@ def strip_marks(text: str) -> str:
 def bench_matrix(axes: dict[str, list[str]] = CELL_AXES):
     """The default matrix's experiment and timeouts, narrowed to debian-6.1's passing cells."""
     from lab import spec
-    m = spec.load_matrix(PROJECT / "matrix.yaml")
+    m = spec.load_matrix(DEFAULT_MATRIX)
     return dataclasses.replace(m, kernels=[m.kernel(KERNEL)], axes=dict(axes))
 
 

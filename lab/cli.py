@@ -25,7 +25,7 @@ from rich.console import Console
 from . import crash
 from .errors import HostNotReady, LabError
 from .log import log
-from .paths import PROJECT, LabHome
+from .paths import DEFAULT_MATRIX, LabHome
 from .spec import SpecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -53,7 +53,7 @@ def _matrix_path(path: Optional[Path]) -> Path:
                         f"nfslab's own)")
         return path
     local = Path("matrix.yaml")
-    return local if local.exists() else PROJECT / "matrix.yaml"
+    return local if local.exists() else DEFAULT_MATRIX
 
 
 def _load(path: Optional[Path], kernels: Optional[str]):

@@ -28,7 +28,6 @@ from . import crash
 from .cli import MatrixOpt, Usage, _matrix_path, _raise_interrupt, app, out
 from .errors import HostNotReady, LabError
 from .log import log as logger   # `log` is bisect-step's --log, the step log
-from .paths import PROJECT
 from .spec import SpecError
 
 bisect_app = typer.Typer(no_args_is_help=True,
@@ -274,7 +273,9 @@ def bisect_git(repo: Path = typer.Option(..., "--repo", help="a git work tree of
     steps = StepLog(directory / "steps.jsonl")
     use_tree(r.path)
     step_argv = step_command(r.path, params, spec.name, settings, steps.path, directory / "cells", m.path, scope)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(PROJECT), os.environ.get("PYTHONPATH")) if p))
+    # the step runs `python -m lab` inside the repository: it must import this very lab, installed or not
+    here = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p))
     cell_probe = CellProbe(m, params, RunDir(directory / "cells"), progress=logger.info)
     with _interruptible():
         try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from . import debian, distro, initrd
 from .boxes import Box, is_registered, kernel_release
 from .errors import KernelUnavailable, LabError
-from .paths import PROJECT, LabHome
+from .paths import LabHome
 from .proc import run
 from .spec import Kernel, Timeouts
 from .topology import KernelFiles
@@ -213,9 +213,9 @@ def git_nfs_source(tree: Path, ref: str | None, dest: Path, log: Path) -> Path:
 
 def linux_tree(kernel: Kernel) -> Path:
     """The tree to build: NFSLAB_LINUX_TREE (a directory or git checkout, e.g. a kernel.org clone) overrides the
-    spec's `tree` (a tarball or directory, relative to the project root)."""
+    spec's `tree` (a tarball or directory, relative to the spec's kernels/ directory)."""
     override = os.environ.get("NFSLAB_LINUX_TREE")
-    tree = Path(override) if override else (PROJECT / kernel.source["tree"]).resolve()
+    tree = Path(override) if override else (kernel.path.parent / kernel.source["tree"]).resolve()
     if not tree.exists():
         raise KernelUnavailable(f"kernel tree {tree} not found (set NFSLAB_LINUX_TREE to a Linux checkout)")
     return tree

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .paths import PROJECT
+from .paths import DEFAULT_MATRIX
 
 RUNNER_KEY = pytest.StashKey()
 MATRIX_KEY = pytest.StashKey()
@@ -43,7 +43,7 @@ def pytest_addoption(parser):
 def _matrix_path(option: str) -> Path:
     path = Path(option)
     if not path.exists() and option == "matrix.yaml":
-        return PROJECT / "matrix.yaml"
+        return DEFAULT_MATRIX
     return path
 
 

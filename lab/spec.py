@@ -18,6 +18,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from . import axes as axis_registry
+from .paths import KERNELS
 
 EXPERIMENTS = ("rename", "git-packed-refs")   # lab.experiments.EXPERIMENTS has the same names
 VERDICTS = ("pass", "fail")
@@ -482,11 +483,11 @@ class Matrix:
 
 def find_kernels_dir(matrix_path: Path) -> Path:
     """The `kernels/` next to the matrix, else in the nearest directory above it (matrices/*.yaml in a project
-    share the project's kernels/); a matrix with none above it gets its own, empty, `kernels/` name in errors."""
+    share the project's kernels/), else nfslab's own kernel specs (a matrix.yaml of rows it already knows)."""
     for folder in matrix_path.resolve().parents:
         if (folder / "kernels").is_dir():
             return folder / "kernels"
-    return matrix_path.parent / "kernels"
+    return KERNELS
 
 
 def load_matrix(path: Path | str, kernels_dir: Path | str | None = None) -> Matrix:

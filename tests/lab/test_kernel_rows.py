@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lab.cleanup import clean_everything
-from lab.paths import PROJECT
+from lab.paths import DEFAULT_MATRIX
 from lab.results import RunDir
 from lab.runner import Runner
 from lab.spec import Cell, load_matrix
@@ -16,7 +16,7 @@ from .conftest import leftovers
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-    matrix = load_matrix(PROJECT / "matrix.yaml")
+    matrix = load_matrix(DEFAULT_MATRIX)
     runner = Runner(matrix, RunDir.create(tmp_path_factory.mktemp("rows")), progress=print)
     try:
         runner.prepare()

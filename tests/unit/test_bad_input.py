@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lab import hostdeps
-from lab.paths import PROJECT
+from tests import CHECKOUT
 
 KERNELS = Path(__file__).resolve().parent / "data" / "kernels"   # bad-base, ok-box, ok-build, ok-deb
 
@@ -152,7 +152,7 @@ def lab(cwd: Path, args: list[str], uid: int, without: tuple[str, ...]) -> subpr
     # files the lab needs (headers, the Vagrant plugin) count as there: a row is about the commands it takes away
     code = (f"import os; os.geteuid = lambda: {uid}; import lab.hostdeps as d; present = d.present; "
             f"d.present = lambda what: what.startswith('/') or present(what); from lab.cli import main; main()")
-    env = {**os.environ, "PATH": str(tools), "PYTHONPATH": str(PROJECT)}
+    env = {**os.environ, "PATH": str(tools), "PYTHONPATH": str(CHECKOUT)}
     return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=60)
 

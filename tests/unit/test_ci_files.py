@@ -12,7 +12,8 @@ import typer
 from ruamel.yaml import YAML
 
 from lab.cli import app
-from lab.paths import PROJECT
+from lab.paths import DEFAULT_MATRIX
+from tests import CHECKOUT
 from lab.spec import load_matrix
 
 CLI_COMMANDS = {"run", "merge", "table", "clean", "setup", "list", "compare", "bisect", "fetch-baseline"}
@@ -20,7 +21,7 @@ CHAIN = ["shard", "table", "compare", "bisect"]
 
 
 def load(name: str) -> dict:
-    return YAML(typ="safe").load((PROJECT / "ci" / name).read_text())
+    return YAML(typ="safe").load((CHECKOUT / "ci" / name).read_text())
 
 
 def commands(doc) -> list[str]:
@@ -39,7 +40,7 @@ def commands(doc) -> list[str]:
 
 @pytest.mark.parametrize("name", ["gitlab-ci.yml", "github-actions.yml"])
 def test_pipeline_calls_only_lab(name):
-    doc = YAML(typ="safe").load((PROJECT / "ci" / name).read_text())
+    doc = YAML(typ="safe").load((CHECKOUT / "ci" / name).read_text())
     cmds = commands(doc)
     assert cmds
     for cmd in cmds:
@@ -51,8 +52,8 @@ def test_pipeline_calls_only_lab(name):
 
 @pytest.mark.parametrize("name", ["gitlab-ci.yml", "github-actions.yml"])
 def test_pipeline_shards_every_matrix_kernel(name):
-    text = (PROJECT / "ci" / name).read_text()
-    for kernel in load_matrix(PROJECT / "matrix.yaml").kernels:
+    text = (CHECKOUT / "ci" / name).read_text()
+    for kernel in load_matrix(DEFAULT_MATRIX).kernels:
         assert kernel.name in text, f"{name} has no shard for {kernel.name}"
 
 

@@ -6,13 +6,13 @@ import pytest
 from lab import kernels
 from lab.boxes import Box
 from lab.errors import KernelUnavailable
-from lab.paths import PROJECT, LabHome
+from lab.paths import DEFAULT_MATRIX, LabHome
 from lab.spec import load_matrix
 
 
 @pytest.fixture
 def matrix():
-    return load_matrix(PROJECT / "matrix.yaml")
+    return load_matrix(DEFAULT_MATRIX)
 
 
 @pytest.fixture

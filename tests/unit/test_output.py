@@ -218,13 +218,13 @@ def test_a_failed_build_is_a_skip_whatever_it_printed(fake_build, lab_cli, tmp_p
 def test_a_build_that_fails_on_files_is_a_skip_too(monkeypatch, tmp_path):
     """The real probe: a build that stops on an OSError (a tree that cannot be unpacked) skips the commit."""
     from lab import kernels, probes
-    from lab.paths import PROJECT
+    from lab.paths import DEFAULT_MATRIX
     from lab.spec import load_matrix
 
     def resolve(*args, **kwargs):
         raise OSError(28, "No space left on device", "/p/[/oops]")
     monkeypatch.setattr(kernels, "resolve", resolve)
-    probe = probes.CellProbe(load_matrix(PROJECT / "matrix.yaml"), {"vers": "4.0", "leases": "on"},
+    probe = probes.CellProbe(load_matrix(DEFAULT_MATRIX), {"vers": "4.0", "leases": "on"},
                              RunDir(tmp_path / "cells"), home=None)
     probe.runner.box = object()   # prepared
     built = probe.prepare("mainline-4.19")
@@ -331,7 +331,7 @@ def test_the_traceback_falls_back_to_a_private_temp_file(monkeypatch, tmp_path):
 
 def test_a_crash_in_a_cell_is_a_pytest_error_not_a_failure(monkeypatch, tmp_path):
     from lab import runner
-    from lab.paths import PROJECT
+    from lab.paths import DEFAULT_MATRIX
     monkeypatch.setattr(runner.Runner, "run_cell", boom)
     monkeypatch.setattr(runner.Runner, "close", lambda self: None)
     reports = []
@@ -340,7 +340,7 @@ def test_a_crash_in_a_cell_is_a_pytest_error_not_a_failure(monkeypatch, tmp_path
         def pytest_runtest_logreport(self, report):
             reports.append(report)
 
-    code = pytest.main(["-p", "no:cacheprovider", "-q", f"--matrix={PROJECT / 'matrix.yaml'}", "--kernels",
+    code = pytest.main(["-p", "no:cacheprovider", "-q", f"--matrix={DEFAULT_MATRIX}", "--kernels",
                         "mainline-4.19", "--run-dir", str(tmp_path / "run"), str(tmp_path)], plugins=[Collect()])
     assert code == pytest.ExitCode.TESTS_FAILED
     failed = [(r.when, r.nodeid.rsplit("/", 2)[-2:]) for r in reports if r.failed]
@@ -352,7 +352,7 @@ def test_a_crash_in_a_cell_is_a_pytest_error_not_a_failure(monkeypatch, tmp_path
 def test_a_kernel_failure_is_still_a_failure(monkeypatch, tmp_path):
     """…while a verdict of fail stays FAILED in the test phase (the xfail of history applies there)."""
     from lab import runner
-    from lab.paths import PROJECT
+    from lab.paths import DEFAULT_MATRIX
     monkeypatch.setattr(runner.Runner, "close", lambda self: None)
 
     def run_cell(self, cell):
@@ -367,7 +367,7 @@ def test_a_kernel_failure_is_still_a_failure(monkeypatch, tmp_path):
         def pytest_runtest_logreport(self, report):
             reports.append(report)
 
-    pytest.main(["-p", "no:cacheprovider", "-q", f"--matrix={PROJECT / 'matrix.yaml'}", "--kernels",
+    pytest.main(["-p", "no:cacheprovider", "-q", f"--matrix={DEFAULT_MATRIX}", "--kernels",
                  "mainline-4.19-fix", "--run-dir", str(tmp_path / "run"), str(tmp_path)], plugins=[Collect()])
     calls = [r for r in reports if r.when == "call"]
     assert calls and all(r.failed for r in calls)
