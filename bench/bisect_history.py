@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Make a git history of Linux 4.19.1 in which exactly one commit is the fix be189f7e, for bench/bisect_real.sh.
 
-The base commit is the pruned 4.19.1 tree from ../shared/kernels/ (tag `base`). Ten commits follow (tag `tip`):
-nine harmless ones that only reword comments or text (fs/nfs, net/sunrpc, README, MAINTAINERS; same line count, so
-the code and the build stay the same) and, as the 7th, kernels/patches/be189f7e-4.19.patch as "NFS: Fix dentry
+The base commit is the 4.19.1 tree of lab/data/kernels/mainline-4.19.yaml, found as `lab run` finds it (a mirror,
+the kernel cache, or kernel.org; the pruned tarball where it is the one there) (tag `base`). Ten commits follow (tag
+`tip`): nine harmless ones that only reword comments or text (fs/nfs, net/sunrpc, README, MAINTAINERS; same line
+count, so the code and the build stay the same) and, as the 7th, kernels/patches/be189f7e-4.19.patch as "NFS: Fix dentry
 revalidation on NFSv4 lookup". The 7th of 10 is not the middle: a search that only ever looks at the middle does not
 find it by luck. Authors and dates are fixed, so the commit ids are the same on every machine, and so are the
-build caches keyed by them.
+build caches keyed by them (for the same base tree).
 
     bench/bisect_history.py [DEST] [--force]      (default DEST: /var/lib/nfslab/bisect/linux-4.19-history)
 
@@ -22,9 +23,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parent.parent
-TARBALL = PROJECT.parent / "shared/kernels/linux-4.19.1-pruned.tar.xz"
-PATCH = PROJECT / "lab/data/kernels/patches/be189f7e-4.19.patch"
+if __package__ in (None, ""):                       # run as a script: python bench/bisect_history.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lab import kernels                             # noqa: E402
+from lab.errors import KernelUnavailable, LabError  # noqa: E402
+from lab.paths import KERNELS, LabHome              # noqa: E402
+from lab.spec import load_kernel                    # noqa: E402
+
+SPEC = KERNELS / "mainline-4.19.yaml"
+PATCH = KERNELS / "patches/be189f7e-4.19.patch"
+PRUNED = "linux-4.19.1-pruned.tar.xz"
 DEFAULT_DEST = Path("/var/lib/nfslab/bisect/linux-4.19-history")
 BENCH = ("nfslab bench", "nfslab@localhost")
 FIX_AUTHOR = ("Trond Myklebust", "trond.myklebust@hammerspace.com")
@@ -79,14 +88,14 @@ def edit(dest: Path, path: str, old: str, new: str) -> None:
     target.write_text(text.replace(old, new), errors="surrogateescape")
 
 
-def make(dest: Path) -> None:
-    dest.mkdir(parents=True)
-    subprocess.run(["tar", "-xJf", str(TARBALL), "-C", str(dest)], check=True)
+def make(dest: Path, tarball: Path) -> None:
+    kernels.unpack_tree(tarball, None, dest, dest.with_name(dest.name + ".unpack.log"))   # drops a top directory
     git(dest, "init", "-q", "--initial-branch=history")
     for key, value in (("gc.auto", "0"), ("core.autocrlf", "false")):
         git(dest, "config", key, value)
     git(dest, "add", "-A", "-f", ".")
-    git(dest, "commit", "-q", "-m", "Linux 4.19.1 (pruned to the lab's x86_64 config)")
+    git(dest, "commit", "-q", "-m", "Linux 4.19.1 (pruned to the lab's x86_64 config)" if tarball.name == PRUNED
+        else "Linux 4.19.1")
     git(dest, "tag", "base")
     for day, (path, old, new, subject) in enumerate(HISTORY, 1):
         if path == FIX:
@@ -123,10 +132,13 @@ def main() -> int:
                                                             "tip"], capture_output=True).returncode != 0:
             sys.exit(f"bisect_history: {dest} exists and is not a finished history (--force makes it again)")
     else:
-        for needed in (TARBALL, PATCH):
-            if not needed.exists():
-                sys.exit(f"bisect_history: {needed}: not found")
-        make(dest)
+        if not PATCH.exists():
+            sys.exit(f"bisect_history: {PATCH}: not found")
+        try:
+            tarball = kernels.linux_tree(load_kernel(SPEC), LabHome.default(), progress=print)
+        except (KernelUnavailable, LabError) as e:
+            sys.exit(f"bisect_history: the 4.19.1 tree: {e}")
+        make(dest, tarball)
     print(summary(dest))
     return 0
 

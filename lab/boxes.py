@@ -60,9 +60,10 @@ def ensure_ssh_key(home: LabHome) -> Path:
 
 
 def mirror() -> str:
-    """The Debian mirror the host's apt already uses (only Debian's registry is reachable here)."""
-    if os.environ.get("NFSLAB_MIRROR"):
-        return os.environ["NFSLAB_MIRROR"]
+    """The Debian mirror the host's apt already uses (only Debian's registry is reachable here), unless
+    NFSLAB_DEBIAN_MIRROR names another (NFSLAB_MIRROR is the kernel tarballs' mirror: lab/tarballs.py)."""
+    if os.environ.get("NFSLAB_DEBIAN_MIRROR"):
+        return os.environ["NFSLAB_DEBIAN_MIRROR"]
     for src in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
         for line in src.read_text().splitlines():
             if line.startswith("URIs:") and "security" not in line:

@@ -46,7 +46,7 @@ LAB_HOST = Group("lab host", "every `lab run`: the namespace, libvirtd, QEMU and
     # libvirt's own helpers for the lab's networks
     "dnsmasq": "dnsmasq-base", "iptables": "iptables", "ebtables": "ebtables",
 })
-LAB_BOX = Group("lab box", "`lab setup`, `lab box build` and every run: debootstrap → ext4 → qcow2, the initramfs", {
+LAB_BOX = Group("lab box", "`lab setup`, `lab box build` and every run: debootstrap → ext4 → qcow2, initramfs", {
     "debootstrap": "debootstrap", KEYRING: "debian-archive-keyring", "chroot": "coreutils",
     "truncate": "coreutils", "mkfs.ext4": "e2fsprogs", "qemu-img": "qemu-utils", "ssh-keygen": "openssh-client",
     "vagrant": "vagrant",

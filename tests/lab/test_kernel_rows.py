@@ -1,5 +1,5 @@
 """The rows that prove the fix, built and booted for real: mainline 4.19.1 without and with be189f7e (full builds
-from ../shared/kernels/), and Debian 6.1 with be189f7e reverted (module-only build). Only the cells that prove the
+from kernel.org or a mirror), and Debian 6.1 with be189f7e reverted (module-only build). Only the cells that prove the
 difference run (vers=4.0, leases on), to keep CI's real-VM time within budget; `lab run` runs them all."""
 from __future__ import annotations
 
