@@ -44,6 +44,22 @@ class Usage(Exception):
     """Bad input from the user: one line, exit 2."""
 
 
+def version() -> str:
+    """The installed distribution's version; a checkout run without installing has the package's own."""
+    from importlib.metadata import PackageNotFoundError, version as installed
+    try:
+        return installed("nfslab")
+    except PackageNotFoundError:
+        from . import __version__
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"nfslab {version()}")
+        raise typer.Exit()
+
+
 def _matrix_path(path: Optional[Path]) -> Path:
     if path is not None:
         if path.is_dir():
@@ -68,8 +84,10 @@ def _load(path: Optional[Path], kernels: Optional[str]):
 @app.callback()
 def _options(verbose: bool = typer.Option(False, "--verbose", "-v", help="also show debug lines"),
              quiet: bool = typer.Option(False, "--quiet", "-q", help="progress off: only warnings, errors and "
-                                                                       "results")):
-    """Options for every command: how much progress to show (lab/log.py)."""
+                                                                       "results"),
+             show_version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                               help="print nfslab's version and exit")):
+    """Options for every command: how much progress to show (lab/log.py); --version."""
     from . import log as logs
     if verbose and quiet:
         raise Usage("--verbose and --quiet: give one of them")

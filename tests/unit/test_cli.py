@@ -1,5 +1,6 @@
 """The command line as a user meets it: lists, one-line errors with exit code 2, never a traceback."""
 import json
+import re
 import subprocess
 import sys
 
@@ -79,3 +80,10 @@ def test_kernel_specs_beside_or_above_the_matrix_else_nfslabs_own(tmp_path):
     assert find_kernels_dir(tmp_path / "a" / "b" / "matrix.yaml") == KERNELS
     (tmp_path / "a" / "kernels").mkdir()
     assert find_kernels_dir(tmp_path / "a" / "b" / "matrix.yaml") == tmp_path / "a" / "kernels"
+
+
+def test_version_is_one_line_and_exit_0(lab_cli):
+    from lab.cli import version
+    r = lab_cli("--version")
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"nfslab {version()}\n", "")
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", version())
