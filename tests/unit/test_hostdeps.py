@@ -306,3 +306,14 @@ def test_doctor_reports_each_group_and_exits_2_when_something_is_missing(lab_cli
     assert "missing  full build" in r.stdout and "flex → apt package flex" in r.stdout
     assert "/usr/include/openssl/ssl.h → apt package libssl-dev" in r.stdout
     assert "fix: run `lab setup`, or `apt-get install flex libssl-dev`" in r.stdout
+
+
+def test_ci_removes_only_packages_lab_setup_installs_again():
+    """.ci/run takes the kernel build packages away before `quickstart.sh --setup-only`, so that CI proves `lab
+    setup` installs them; it must not take away anything setup would not bring back."""
+    from tests import CHECKOUT
+    script = (CHECKOUT / ".ci" / "run").read_text()
+    removed = re.search(r'^build_packages="([^"]+)"', script, re.M).group(1).split()
+    assert {"bison", "flex", "libelf-dev"} <= set(removed) <= set(hostdeps.packages((hostdeps.FULL_BUILD,)))
+    assert script.index("apt-get remove") < script.index("./quickstart.sh --setup-only") < script.index("lab doctor")
+    assert 'NFSLAB_MIRROR="$(realpath -m ../shared/kernels)' in script
