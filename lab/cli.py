@@ -110,6 +110,19 @@ def list_cells(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = Kern
 
 
 @app.command()
+def init(directory: Path = typer.Argument(Path("."), help="where to write matrix.yaml (default: here)")):
+    """Write a starter matrix.yaml (nfslab's default matrix) to edit; `lab run` in that directory uses it. Its rows
+    are nfslab's own kernel specs, unless a kernels/ directory of your own lies beside or above it."""
+    if not directory.is_dir():
+        raise Usage(f"{directory}: no such directory")
+    target = directory / "matrix.yaml"
+    if target.exists():
+        raise Usage(f"{target}: already exists (fix: edit it, or name another directory)")
+    target.write_text(DEFAULT_MATRIX.read_text())
+    print(f"wrote {target}; `lab list` in {directory} shows its cells")
+
+
+@app.command()
 def setup(apt: bool = typer.Option(True, help="install missing Debian packages with apt-get"),
           box: bool = typer.Option(True, help="build the lab box if its inputs changed")):
     """Prepare this host (idempotent): Debian packages, the lab box, the lab namespace with its own libvirtd."""

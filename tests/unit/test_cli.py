@@ -87,3 +87,11 @@ def test_version_is_one_line_and_exit_0(lab_cli):
     r = lab_cli("--version")
     assert (r.returncode, r.stdout, r.stderr) == (0, f"nfslab {version()}\n", "")
     assert re.fullmatch(r"\d+\.\d+\.\d+\S*", version())
+
+
+def test_init_writes_a_starter_matrix_once(lab_cli, tmp_path):
+    r = lab_cli("init", tmp_path)
+    assert r.returncode == 0 and (tmp_path / "matrix.yaml").read_text() == DEFAULT_MATRIX.read_text()
+    assert lab_cli("list", cwd=tmp_path).stdout.rstrip().endswith("36 cells, 9 kernels")
+    r = lab_cli("init", tmp_path)
+    assert r.returncode == 2 and "matrix.yaml: already exists" in r.stderr
