@@ -1,7 +1,7 @@
 """The lab's Vagrant box: Debian bookworm from debootstrap, booting without systemd, cached by a hash of its inputs.
 
 Vagrant Cloud is unreachable here, and a stock systemd box needs ~2 min to bring 3 VMs up under TCG; this box
-(busybox init → sshd before DHCP, no udev, tiny initramfs) needs ~25 s (shared/recipes/fast-box/REPORT.md).
+(busybox init → sshd before DHCP, no udev, tiny initramfs) needs ~25 s (docs/performance.md has the figures).
 The box carries no kernel of its own in its metadata: the topology boots a kernel *file* directly (libvirt
 kernel/initrd/cmdline), so changing the kernel under test never rebuilds an image.
 

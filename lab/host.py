@@ -2,7 +2,7 @@
 
 Why a private libvirtd in a namespace: the network rule says VM networks never appear in the host namespace, and
 this machine has no systemd to start libvirtd anyway. Why a mode-000 character device over /dev/kvm: binding
-/dev/null makes libvirt think KVM is usable, and it then re-probes QEMU on every API call (ENVIRONMENT.md).
+/dev/null makes libvirt think KVM is usable, and it then re-probes QEMU on every API call (measured on this host).
 
 Everything the host creates is written to the state file before it is created, so `lab clean` can remove it after
 a SIGKILL. Talking to VMs goes through `netns_prefix()` (subprocesses) and `open_socket()` (paramiko): the rest of
@@ -306,7 +306,7 @@ def _is_zombie(pid: int) -> bool:
 
 
 def detect_accel(kernel: Path | None, log: Path) -> str:
-    """'kvm' only if a guest really boots with it: /dev/kvm can exist and still hang guests (ENVIRONMENT.md).
+    """'kvm' only if a guest really boots with it: /dev/kvm can exist and still hang guests (seen on this host).
 
     The probe boots the lab kernel under KVM with a bogus init and waits up to 20 s for it to print its banner;
     a working KVM prints it in well under a second. NFSLAB_ACCEL=kvm|tcg overrides the probe."""
