@@ -536,7 +536,7 @@ class Bench:
             self.say("build: unpacking the 4.19 tree for the benchmark (once)")
             shutil.rmtree(tree, ignore_errors=True)
             tree.parent.mkdir(parents=True, exist_ok=True)
-            kernels.unpack_tree(kernels.linux_tree(k), None, tree, home.root / "trees" / "unpack.log")
+            kernels.unpack_tree(kernels.linux_tree(k, home), None, tree, home.root / "trees" / "unpack.log")
             stamp.write_text(str(edited.stat().st_mtime_ns))
         ccache_was_empty = not any((home.root / "ccache").glob("*/*")) if (home.root / "ccache").exists() else True
 
