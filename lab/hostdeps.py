@@ -32,10 +32,31 @@ class Group:
         return {what: package for what, package in self.needs.items() if not present(what)}
 
 
+#: commands the lab copies into the guests' initramfs, where only a statically linked one runs
+STATIC = {"busybox"}
+
+
 def present(what: str) -> bool:
     if what.startswith("/"):
         return bool(glob.glob(what))
-    return shutil.which(what) is not None
+    path = shutil.which(what)
+    return path is not None and (what not in STATIC or statically_linked(path))
+
+
+def statically_linked(path: str) -> bool:
+    """An x86-64 ELF executable that names no program interpreter (no PT_INTERP): Debian's `busybox` is dynamic,
+    `busybox-static` is not, and both install /bin/busybox."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4:6] != b"\x02\x01":   # 64-bit, little-endian
+                return False
+            offset, size, count = (int.from_bytes(head[a:b], "little") for a, b in ((32, 40), (54, 56), (56, 58)))
+            f.seek(offset)
+            table = f.read(size * count)
+    except OSError:
+        return False
+    return size > 0 and all(int.from_bytes(table[i:i + 4], "little") != 3 for i in range(0, len(table), size))
 
 
 LAB_HOST = Group("lab host", "every `lab run`: the namespace, libvirtd, QEMU and Vagrant", {

@@ -149,9 +149,11 @@ def lab(cwd: Path, args: list[str], uid: int, without: tuple[str, ...]) -> subpr
     for tool in set(hostdeps.commands()) - set(without):
         (tools / tool).write_text("#!/bin/sh\nexit 1\n")
         (tools / tool).chmod(0o755)
-    # files the lab needs (headers, the Vagrant plugin) count as there: a row is about the commands it takes away
-    code = (f"import os; os.geteuid = lambda: {uid}; import lab.hostdeps as d; present = d.present; "
-            f"d.present = lambda what: what.startswith('/') or present(what); from lab.cli import main; main()")
+    # a stand-in counts as the real command, and the files the lab needs (headers, the Vagrant plugin) as there: a
+    # row is about the commands it takes away
+    code = (f"import os, shutil; os.geteuid = lambda: {uid}; import lab.hostdeps as d; "
+            f"d.present = lambda what: what.startswith('/') or shutil.which(what) is not None; "
+            f"from lab.cli import main; main()")
     env = {**os.environ, "PATH": str(tools), "PYTHONPATH": str(CHECKOUT)}
     return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=60)

@@ -317,3 +317,24 @@ def test_ci_removes_only_packages_lab_setup_installs_again():
     assert {"bison", "flex", "libelf-dev"} <= set(removed) <= set(hostdeps.packages((hostdeps.FULL_BUILD,)))
     assert script.index("apt-get remove") < script.index("./quickstart.sh --setup-only") < script.index("lab doctor")
     assert 'NFSLAB_MIRROR="$(realpath -m ../shared/kernels)' in script
+
+
+def elf(path: Path, *segment_types: int) -> str:
+    """A minimal x86-64 ELF header with program headers of these types (1 PT_LOAD, 3 PT_INTERP)."""
+    head = bytearray(64)
+    head[:6] = b"\x7fELF\x02\x01"
+    head[32:40] = (64).to_bytes(8, "little")                       # e_phoff
+    head[54:56] = (56).to_bytes(2, "little")                       # e_phentsize
+    head[56:58] = len(segment_types).to_bytes(2, "little")         # e_phnum
+    path.write_bytes(bytes(head) + b"".join(t.to_bytes(4, "little") + bytes(52) for t in segment_types))
+    return str(path)
+
+
+def test_busybox_counts_only_when_statically_linked(tmp_path):
+    """It is copied into the initramfs: Debian's dynamic `busybox` would leave the guests without an init."""
+    import sys
+    assert hostdeps.statically_linked(elf(tmp_path / "static", 1, 1))
+    assert not hostdeps.statically_linked(elf(tmp_path / "dynamic", 1, 3, 1))
+    assert not hostdeps.statically_linked(sys.executable)
+    (tmp_path / "script").write_text("#!/bin/sh\n")
+    assert not hostdeps.statically_linked(str(tmp_path / "script"))
