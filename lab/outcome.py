@@ -135,53 +135,21 @@ class Verdict:
     def summary(self) -> str:
         """The short text of a table cell: `✓ new after 0.5s`, `✗ stale never recovers, ls clears`."""
         if self.status == "pass":
-            return f"✓ new after {self.seconds([self.first_new_after or 0.0], compare=True)}"
+            return f"✓ {pass_text([self])}"
         if self.status == "error":
             return f"ERROR {self.reason}: {self.detail}" if self.detail else f"ERROR {self.reason}"
         if self.status == "skip":
             return f"SKIP {self.reason}"
-        return f"✗ {self._fail_text()}"
+        return f"✗ {fail_text([self])}"
 
-    def _fail_text(self) -> str:
-        """The phases in the order Alice lived them, the one still going at the end marked `never recovers`."""
-        reasons = self.reason.split("+")
-        phases = []
-        if "stale-data" in reasons:
-            phases.append(f"stale {self._phase_time('old', self.stale_for)}")
-        if "estale" in reasons:
-            phases.append(f"ESTALE {self._phase_time('estale', self.estale_for)}")
-        if "read-error" in reasons:
-            phases.append("read errors" + (" never recover" if self._ended_in("error") else ""))
-        if not phases:
-            phases.append(self._late_text())
-        text = "→".join(phases)
-        if self.ls_clears is not None:
-            text += ", ls clears" if self.ls_clears else ", ls does not clear"
-        if self.within_race_window:
-            text += f", only within the {self.pass_within:g}s race window"
-        return text
-
-    def _late_text(self) -> str:
-        if self.first_new_after is None:
-            return "no new data"
-        if self.pass_within is None:   # a record from before the criterion was stored
-            return f"new only after {_seconds(self.first_new_after)}"
-        text = self.seconds([self.first_new_after], compare=True)
-        return f"new after {text}" if ">" in text else f"new after {text} > {self.pass_within:g}s"
-
-    def seconds(self, values: list[float], compare: bool = False) -> str:
-        """Figures in tenths, or in hundredths where tenths would hide which side of pass_within they lie."""
-        return seconds_text(values, self.pass_within, compare)
+    @property
+    def shape(self) -> tuple:
+        """What a failing timeline looked like apart from its figures; runs of one shape share one text."""
+        return (self.reason, self.recovered, "" if self.recovered else self.ended_in, self.ls_clears,
+                self.within_race_window, self.first_new_after is None)
 
     def _ended_in(self, kind: str) -> bool:
         return not self.recovered and self.ended_in == kind
-
-    def _phase_time(self, kind: str, seconds: float) -> str:
-        if self._ended_in(kind):
-            return "never recovers"
-        # old data is judged against pass_within; an ESTALE window is not (any ESTALE fails)
-        return self.seconds([seconds], compare=seconds > (self.pass_within or 0)) if kind == "old" \
-            else _seconds(seconds)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -191,6 +159,54 @@ class Verdict:
         """Tolerant of keys added later, so old result files stay readable."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _criterion(verdicts: list[Verdict]) -> float | None:
+    return next((v.pass_within for v in verdicts if v.pass_within is not None), None)
+
+
+def pass_text(verdicts: list[Verdict]) -> str:
+    """`new after 0.5s`, or over several passing runs `new after 0.5–0.7s`."""
+    return f"new after {seconds_text([v.first_new_after or 0.0 for v in verdicts], _criterion(verdicts), True)}"
+
+
+def fail_text(verdicts: list[Verdict]) -> str:
+    """The phases in the order Alice lived them, the one still going at the end marked `never recovers`; over
+    several failing runs of one shape (Verdict.shape), each phase with the spread of its figure."""
+    first, criterion = verdicts[0], _criterion(verdicts)
+    reasons = first.reason.split("+")
+    phases = []
+    if "stale-data" in reasons:
+        phases.append(f"stale {_phase_time(first, 'old', [v.stale_for for v in verdicts], criterion)}")
+    if "estale" in reasons:
+        phases.append(f"ESTALE {_phase_time(first, 'estale', [v.estale_for for v in verdicts], None)}")
+    if "read-error" in reasons:
+        phases.append("read errors" + (" never recover" if first._ended_in("error") else ""))
+    if not phases:
+        phases.append(_late_text([v.first_new_after for v in verdicts], criterion))
+    text = "→".join(phases)
+    if first.ls_clears is not None:
+        text += ", ls clears" if first.ls_clears else ", ls does not clear"
+    if first.within_race_window:
+        text += f", only within the {criterion:g}s race window"
+    return text
+
+
+def _phase_time(first: Verdict, kind: str, values: list[float], criterion: float | None) -> str:
+    """Old data is judged against pass_within, so near it the figure says which side; an ESTALE window is not
+    (any ESTALE fails)."""
+    if first._ended_in(kind):
+        return "never recovers"
+    return seconds_text(values, criterion, compare=criterion is not None and min(values) > criterion)
+
+
+def _late_text(values: list[float | None], criterion: float | None) -> str:
+    if any(v is None for v in values):
+        return "no new data"
+    if criterion is None:   # a record from before the criterion was stored
+        return f"new only after {seconds_text(values)}"
+    text = seconds_text(values, criterion, compare=True)
+    return f"new after {text}" if ">" in text else f"new after {text} > {criterion:g}s"
 
 
 # ---- the rule ----------------------------------------------------------------------------------------------------
