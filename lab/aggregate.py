@@ -214,9 +214,13 @@ def aggregate(runs: list[ResultRecord], repeats: int | None = None) -> CellResul
                       repeats=repeats if repeats is not None else max(r.repeats for r in runs))
 
 
-def cells_of(runs: list[ResultRecord]) -> list[CellResult]:
-    """Every cell of a run directory's runs (RunDir.runs()), in the order the cells first appear."""
-    by_cell: dict[str, list[ResultRecord]] = {}
-    for record in runs:
-        by_cell.setdefault(record.cell_id, []).append(record)
-    return [aggregate(group) for group in by_cell.values()]
+def cells_of(records: list[ResultRecord]) -> list[CellResult]:
+    """Every cell among the records, in the order the cells first appear; of several records of one run (cell,
+    repeat) the one started last counts, as in RunDir.runs()."""
+    by_cell: dict[str, dict[int, ResultRecord]] = {}
+    for record in records:
+        runs = by_cell.setdefault(record.cell_id, {})
+        current = runs.get(record.repeat)
+        if current is None or _started_key(record) >= _started_key(current):
+            runs[record.repeat] = record
+    return [aggregate(list(runs.values())) for runs in by_cell.values()]

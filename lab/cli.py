@@ -180,20 +180,39 @@ def _raise_interrupt(signum, frame):
 @app.command()
 def table(run_dir: Path = typer.Argument(..., help="a run directory (runs/<run-id>)"),
           fmt: str = typer.Option("md", "--format", "-f", help="md | html | json | junit"),
-          output: Optional[Path] = typer.Option(None, "--output", "-o", help="write here instead of stdout")):
-    """Render a run's compatibility table."""
-    from .report import FORMATS, render
+          output: Optional[Path] = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
+          fail_on: str = typer.Option("none", "--fail-on", help="exit 1 after rendering if the table has any of "
+                                      "these, comma-separated: regression, unexpected-pass, flaky, error, skip "
+                                      "(default: none, exit 0)")):
+    """Render a run's compatibility table; with --fail-on, also be the gate that decides pass/fail (exit 1)."""
+    from .aggregate import cells_of
+    from .report import FAIL_ON, FORMATS, fail_on_hits, render
     from .results import RunDir
     if fmt not in FORMATS:
         raise Usage(f"unknown format '{fmt}' (allowed: {', '.join(FORMATS)})")
+    gate = parse_fail_on(fail_on, FAIL_ON)
     if not run_dir.is_dir():
         raise Usage(f"{run_dir}: no such run directory")
     rd = RunDir(run_dir)
-    text = render(rd.records(), fmt, title="nfslab compatibility", meta=rd.meta())
+    runs = rd.runs()
+    text = render(runs, fmt, title="nfslab compatibility", meta=rd.meta())
     if output:
         output.write_text(text)
     else:
         sys.stdout.write(text)
+    hits = fail_on_hits(cells_of(runs), gate)
+    if hits:
+        print(f"lab table: --fail-on: {', '.join(f'{n} {name}' for name, n in hits.items())}", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+def parse_fail_on(text: str, allowed: tuple[str, ...]) -> set[str]:
+    """`regression,flaky` → {"regression", "flaky"}; `none` (or nothing) → no gate."""
+    names = {name.strip() for name in text.split(",") if name.strip()} - {"none"}
+    unknown = sorted(names - set(allowed))
+    if unknown:
+        raise Usage(f"--fail-on: unknown category '{unknown[0]}' (allowed: none, {', '.join(allowed)})")
+    return names
 
 
 @app.command()

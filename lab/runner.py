@@ -298,9 +298,10 @@ TABLE_FILES = (("md", "table.md"), ("html", "table.html"), ("junit", "junit.xml"
 
 
 def write_tables(run_dir: RunDir) -> list:
-    """Render the run's table in every format into the run directory; returns the records it used."""
+    """Render the run's table in every format into the run directory; returns the records it used (every run of
+    every cell)."""
     from .report import render
-    records, meta = run_dir.records(), run_dir.meta()
+    records, meta = run_dir.runs(), run_dir.meta()
     for fmt, name in TABLE_FILES:
         (run_dir.path / name).write_text(render(records, fmt, title="nfslab compatibility", meta=meta))
     return records
