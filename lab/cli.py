@@ -2,7 +2,8 @@
 one-line message with exit code 2 (bad input, host not ready) instead of a traceback.
 
 Exit codes of `lab run`: 0 every cell as history expects; 1 a kernel result contradicts kernels/*.yaml
-(regression or unexpected pass); 3 lab errors (no kernel result for some cells); 2 bad input; 130 interrupted.
+(regression, unexpected pass, or a flaky cell where a pass is expected); 3 lab errors (no kernel result for some
+cells); 2 bad input; 130 interrupted. A cell's runs add up by lab/aggregate.py's rule, as everywhere else.
 """
 from __future__ import annotations
 
@@ -120,6 +121,8 @@ def box_build():
 def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         runs: Path = typer.Option(Path("runs"), help="where run directories are created"),
         resume: Optional[Path] = typer.Option(None, help="continue this run directory: finished cells are kept"),
+        repeats: Optional[int] = typer.Option(None, "--repeats", help="runs per cell (default: the matrix's "
+                                              "experiment.repeats; with --resume, the resumed run's)"),
         keep_host: bool = typer.Option(False, help="leave the lab namespace and libvirtd running afterwards")):
     """Run the matrix on real VMs and print the compatibility table (also written to the run directory)."""
     from . import preflight
@@ -127,29 +130,37 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     if resume and not resume.is_dir():
         raise Usage(f"--resume {resume}: no such run directory (fix: give one that `lab run` made, e.g. "
                     f"{runs}/<run-id>)")
+    if repeats is not None and repeats < 1:
+        raise Usage(f"--repeats {repeats}: a cell runs at least once (allowed: a whole number >= 1)")
     preflight.check("run")   # before anything exists: a host that is not ready leaves no empty run directory
     # imported after the check: python-vagrant logs a warning of its own at import when vagrant is missing
+    from .aggregate import cells_of
     from .cleanup import release
     from .report import render_terminal
     from .results import RunDir
-    from .runner import Runner, write_tables
+    from .runner import Runner, experiment_meta, runs_to_do, write_tables
     run_dir = RunDir(resume) if resume else RunDir.create(runs)
-    done = run_dir.finished_cells() if resume else set()
-    todo = [c for c in cells if c.id not in done]
+    repeats = repeats or (run_dir.meta().get("repeats") if resume else None) or m.experiment.repeats
+    done = run_dir.finished_runs() if resume else set()
+    todo = runs_to_do(cells, repeats, done)
     started = time.monotonic()
     run_dir.write_meta({**run_dir.meta(), "matrix": str(m.path), "kernels": [k.name for k in m.kernels],
                         "axes": m.axes, "server": m.server, "command": " ".join(["lab", *sys.argv[1:]]),
-                        "run_id": run_dir.run_id, "started": run_dir.meta().get("started") or _now()})
-    _progress(f"run {run_dir.path}: {len(todo)} cells to run" + (f", {len(done)} already done" if done else ""))
+                        "run_id": run_dir.run_id, "started": run_dir.meta().get("started") or _now(),
+                        "repeats": repeats, "experiment": experiment_meta(m, repeats)})
+    left = len({c.id for c, _ in todo})
+    _progress(f"run {run_dir.path}: {left} cells × {repeats} runs, {len(todo)} runs to do" +
+              (f", {len(cells) - left} cells already done" if resume and len(cells) > left else ""))
     runner = Runner(m, run_dir, progress=_progress)
     # both explicitly: a process started from a non-interactive shell in the background inherits SIGINT ignored
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _raise_interrupt)
     interrupted = False
     try:
-        for i, cell in enumerate(todo, 1):
-            record = runner.run_cell(cell)
-            _progress(f"[{i}/{len(todo)}] {cell.id}: {record.verdict_obj.summary()} ({record.duration_s:.0f}s)")
+        for i, (cell, k) in enumerate(todo, 1):
+            record = runner.run_cell(cell, k, repeats)
+            which = f" run {k}/{repeats}" if repeats > 1 else ""
+            _progress(f"[{i}/{len(todo)}] {cell.id}{which}: {record.verdict_obj.summary()} ({record.duration_s:.0f}s)")
     except KeyboardInterrupt:
         interrupted = True
         _progress("interrupted: tearing down (finished cells are kept; resume with --resume)")
@@ -158,15 +169,21 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         release(runner.host, run_dir.path, keep_host)
     run_dir.write_meta({**run_dir.meta(), "finished": _now(), "wall_s": round(time.monotonic() - started)})
     records = write_tables(run_dir)
-    out.print(render_terminal(records))
+    out.print(render_terminal(records, meta=run_dir.meta()))
     out.print(f"run directory: {run_dir.path}", highlight=False)
     if interrupted:
         raise typer.Exit(130)
-    statuses = {r.status for r in records}
-    if any(r.mismatch for r in records):
-        raise typer.Exit(1)
-    if "error" in statuses:
-        raise typer.Exit(3)
+    raise typer.Exit(run_exit_code(cells_of(records)))
+
+
+def run_exit_code(cells) -> int:
+    """`lab run`'s exit code from the table's cells (lab/aggregate.py): 1 if one contradicts history (a regression,
+    an unexpected pass, or a flaky cell where a pass is expected), else 3 if one has no kernel result, else 0."""
+    if any(c.mismatch for c in cells):
+        return 1
+    if any(c.status == "error" for c in cells):
+        return 3
+    return 0
 
 
 def _now() -> str:

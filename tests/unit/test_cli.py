@@ -30,6 +30,7 @@ def test_list_json_covers_every_kernel():
     (["table", "/nonexistent/run"], "/nonexistent/run: no such run directory"),
     (["table", str(PROJECT), "--format", "pdf"], "unknown format 'pdf'"),
     (["nosuchcommand"], "No such command"),
+    (["run", "--repeats", "0"], "--repeats 0: a cell runs at least once"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     r = lab(*args)
