@@ -295,3 +295,14 @@ def test_the_terminal_never_parses_record_text_as_markup():
     console = Console(width=300, record=True, color_system=None)
     console.print(render_terminal([bad]))
     assert "[bold red]boom[/] [link=x]" in console.export_text()
+
+
+def test_conditions_show_the_ages_achieved_and_the_cache_timeouts():
+    from lab.report import conditions_text
+    meta = {"ages": {"dir_touched_before_change_s": 5.12, "dir_attrs_fetched_before_change_s": 2.09},
+            "mounts": {"alice": {"cache": {"acregmin": 3, "acregmax": 60, "acdirmin": 30, "acdirmax": 60,
+                                           "lookupcache": "all"}}}}
+    assert conditions_text({"meta": meta}) == ("dir changed 5.1s, alice fetched its attributes 2.1s before the "
+                                               "change · alice: acdirmin=30 acdirmax=60 acregmin=3 acregmax=60 "
+                                               "lookupcache=all")
+    assert conditions_text({"meta": {}}) == "" and conditions_text(None) == ""
