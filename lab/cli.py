@@ -149,8 +149,9 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
                         "run_id": run_dir.run_id, "started": run_dir.meta().get("started") or _now(),
                         "repeats": repeats, "experiment": experiment_meta(m, repeats)})
     left = len({c.id for c, _ in todo})
-    _progress(f"run {run_dir.path}: {left} cells × {repeats} runs, {len(todo)} runs to do" +
-              (f", {len(cells) - left} cells already done" if resume and len(cells) > left else ""))
+    runs_note = f" ({len(todo)} runs, {repeats} a cell)" if repeats > 1 else ""
+    _progress(f"run {run_dir.path}: {left} cells to run{runs_note}" +
+              (f", {len(cells) - left} already done" if len(cells) > left else ""))
     runner = Runner(m, run_dir, progress=_progress)
     # both explicitly: a process started from a non-interactive shell in the background inherits SIGINT ignored
     for sig in (signal.SIGINT, signal.SIGTERM):
