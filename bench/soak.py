@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Soak (issue 8): the same cell N times on one topology, reverted between runs. A lab whose verdicts wobble on an
 unchanged kernel cannot be trusted to bisect, so this reports the flake rate: how many runs disagree with the
-most common verdict, and how many were lab ERRORs.
+most common verdict, and how many were lab ERRORs; and the runs added up as the table adds up a cell's repeats
+(lab/aggregate.py): pass, fail or flaky, k of N, and the spread of the figures.
 
     python bench/soak.py                                   # debian-6.1/vers=4.1/leases=on, 20 runs (≈ 10–20 min)
     python bench/soak.py --cell debian-6.1/vers=4.0/leases=off --runs 10 --json soak.json
@@ -20,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from lab.aggregate import aggregate  # noqa: E402
 from lab.cleanup import release  # noqa: E402
 from lab.paths import DEFAULT_MATRIX  # noqa: E402
 from lab.results import RunDir  # noqa: E402
@@ -57,7 +59,7 @@ def main() -> int:
     records, started = [], time.monotonic()
     try:
         for i in range(1, args.runs + 1):
-            record = runner.run_cell(cell)
+            record = runner.run_cell(cell, i, args.runs)
             records.append(record)
             print(f"[{i}/{args.runs}] {record.verdict_obj.summary()} ({record.duration_s:.0f}s)", flush=True)
     except KeyboardInterrupt:
@@ -67,9 +69,12 @@ def main() -> int:
         release(runner.host, run_dir.path)
     outcomes = [outcome(r) for r in records]
     mode, differing, rate = flake_rate(outcomes)
+    cell_result = aggregate(records, args.runs) if records else None
     summary = {"cell": args.cell, "runs": len(records), "outcomes": dict(Counter(outcomes)), "mode": mode,
                "differing": differing, "flake_rate": rate,
+               "cell_result": cell_result.to_dict() if cell_result else None,
                "summaries": [r.verdict_obj.summary() for r in records],
+               "ages": [((r.observation or {}).get("meta") or {}).get("ages") for r in records],
                "durations_s": [r.duration_s for r in records], "wall_s": round(time.monotonic() - started),
                "run_dir": str(run_dir.path)}
     print(json.dumps(summary, indent=1))

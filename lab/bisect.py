@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
 
+from .aggregate import Tally, resolve
 from .results import _append_line, now_iso, write_atomic
 
 GOOD, BAD, SKIP = "good", "bad", "skip"
@@ -182,29 +183,32 @@ class Step:
 
 
 def judge(statuses: list[str], settings: Settings) -> tuple[str, str]:
-    """A step's result from its runs' statuses, and why. Errors and unavailable kernels are never a guess."""
+    """A step's result from its runs' statuses, and why. The runs add up as a table cell's do (lab/aggregate.py:
+    the same tally, the same flaky rule); a step is stricter in one way: a lab error or an unavailable kernel in
+    any run makes it a skip, never a guess."""
     n = len(statuses)
     if not n:
         return SKIP, "not run"
-    errors = sum(s not in ("pass", "fail", "skip") for s in statuses)
-    if errors:
-        return SKIP, f"lab error in {errors} of {n} runs: no kernel result"
-    if "skip" in statuses:
+    tally = Tally.of(statuses)
+    if tally.errors:
+        return SKIP, f"lab error in {tally.errors} of {n} runs: no kernel result"
+    if tally.skipped:
         return SKIP, "kernel unavailable here"
-    results = [settings.terms.result_of(s) for s in statuses]
-    tally = f"{statuses.count('fail')} of {n} failed"
-    if len(set(results)) == 1:
-        return results[0], f"{tally}: {settings.terms.name(results[0])}"
-    if settings.flaky == "skip":
-        return SKIP, f"flaky, {tally}: skipped (--flaky skip)"
+    terms = settings.terms
+    count = f"{tally.failed} of {n} failed"
+    if tally.status != "flaky":
+        result = terms.result_of(tally.status)
+        return result, f"{count}: {terms.name(result)}"
+    # --flaky good|bad name a side in the terms' words; the aggregation's policies name a cell status
+    policy = {GOOD: terms.old_status, BAD: terms.new_status}.get(settings.flaky, settings.flaky)
+    status = resolve(tally, policy)
+    if status is None:
+        why = "skipped (--flaky skip)" if settings.flaky == "skip" else "no majority, skipped"
+        return SKIP, f"flaky, {count}: {why}"
+    result = terms.result_of(status)
     if settings.flaky in (GOOD, BAD):
-        counted = settings.terms.name(settings.flaky)
-        return settings.flaky, f"flaky, {tally}: counted {counted} (--flaky {settings.flaky})"
-    bad = results.count(BAD)
-    if bad * 2 == n:
-        return SKIP, f"flaky, {tally}: no majority, skipped"
-    winner = BAD if bad * 2 > n else GOOD
-    return winner, f"flaky, {tally}: majority {settings.terms.name(winner)}"
+        return result, f"flaky, {count}: counted {terms.name(result)} (--flaky {settings.flaky})"
+    return result, f"flaky, {count}: majority {terms.name(result)}"
 
 
 def decided(statuses: list[str], settings: Settings) -> bool:

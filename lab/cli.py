@@ -2,8 +2,9 @@
 one-line message with exit code 2 (bad input, host not ready) instead of a traceback.
 
 Exit codes of `lab run`: 0 every cell as history expects; 1 a kernel result contradicts kernels/*.yaml
-(regression or unexpected pass); 3 lab errors (no kernel result for some cells); 2 bad input; 130 interrupted;
-70 (any command) an internal error, a bug: one line, the traceback in a file (lab/crash.py).
+(regression, unexpected pass, or a flaky cell where a pass is expected); 3 lab errors (no kernel result for some
+cells); 2 bad input; 130 interrupted; 70 (any command) an internal error, a bug: one line, the traceback in a file
+(lab/crash.py). A cell's runs add up by lab/aggregate.py's rule, as everywhere else.
 
 Progress goes to the `lab` logger (lab/log.py), results to stdout through `out`; neither reads rich markup, because
 what they print holds paths, command output and names the lab does not control.
@@ -193,6 +194,8 @@ def box_build():
 def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         runs: Path = typer.Option(Path("runs"), help="where run directories are created"),
         resume: Optional[Path] = typer.Option(None, help="continue this run directory: finished cells are kept"),
+        repeats: Optional[int] = typer.Option(None, "--repeats", help="runs per cell (default: the matrix's "
+                                              "experiment.repeats; with --resume, the resumed run's)"),
         keep_host: bool = typer.Option(False, help="leave the lab namespace and libvirtd running afterwards")):
     """Run the matrix on real VMs and print the compatibility table (also written to the run directory)."""
     from . import preflight
@@ -200,32 +203,42 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     if resume and not resume.is_dir():
         raise Usage(f"--resume {resume}: no such run directory (fix: give one that `lab run` made, e.g. "
                     f"{runs}/<run-id>)")
+    if repeats is not None and repeats < 1:
+        raise Usage(f"--repeats {repeats}: a cell runs at least once (allowed: a whole number >= 1)")
     # before anything exists: a host that is not ready leaves no empty run directory
     preflight.check("run", capture=m.experiment.capture)
     preflight.check_kernels(m, list(dict.fromkeys(c.kernel for c in cells)))
     # imported after the check: python-vagrant logs a warning of its own at import when vagrant is missing
+    from .aggregate import cells_of
     from .cleanup import release
     from .report import render_terminal
     from .results import RunDir
-    from .runner import Runner, write_tables
+    from .runner import Runner, experiment_meta, runs_to_do, write_tables
     run_dir = RunDir(resume) if resume else RunDir.create(runs)
-    done = run_dir.finished_cells() if resume else set()
-    todo = [c for c in cells if c.id not in done]
+    repeats = repeats or (run_dir.meta().get("repeats") if resume else None) or m.experiment.repeats
+    done = run_dir.finished_runs() if resume else set()
+    todo = runs_to_do(cells, repeats, done)
     started = time.monotonic()
     run_dir.write_meta({**run_dir.meta(), "matrix": str(m.path), "kernels": [k.name for k in m.kernels],
                         "axes": m.axes, "server": m.server, "command": " ".join(["lab", *sys.argv[1:]]),
-                        "run_id": run_dir.run_id, "started": run_dir.meta().get("started") or _now()})
+                        "run_id": run_dir.run_id, "started": run_dir.meta().get("started") or _now(),
+                        "repeats": repeats, "experiment": experiment_meta(m, repeats)})
     crash.save_into(run_dir.path)   # a crash from here on leaves its traceback with the run
-    log.info("run %s: %d cells to run%s", run_dir.path, len(todo), f", {len(done)} already done" if done else "")
+    left = len({c.id for c, _ in todo})
+    runs_note = f" ({len(todo)} runs, {repeats} a cell)" if repeats > 1 else ""
+    log.info("run %s: %d cells to run%s%s", run_dir.path, left, runs_note,
+             f", {len(cells) - left} already done" if len(cells) > left else "")
     runner = Runner(m, run_dir, progress=log.info)
     # both explicitly: a process started from a non-interactive shell in the background inherits SIGINT ignored
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _raise_interrupt)
     interrupted = False
     try:
-        for i, cell in enumerate(todo, 1):
-            record = runner.run_cell(cell)
-            log.info("[%d/%d] %s: %s (%.0fs)", i, len(todo), cell.id, record.verdict_obj.summary(), record.duration_s)
+        for i, (cell, k) in enumerate(todo, 1):
+            record = runner.run_cell(cell, k, repeats)
+            which = f" run {k}/{repeats}" if repeats > 1 else ""
+            log.info("[%d/%d] %s%s: %s (%.0fs)", i, len(todo), cell.id, which, record.verdict_obj.summary(),
+                     record.duration_s)
     except KeyboardInterrupt:
         interrupted = True
         log.warning("interrupted: tearing down (finished cells are kept; resume with --resume)")
@@ -234,15 +247,21 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         release(runner.host, run_dir.path, keep_host)
     run_dir.write_meta({**run_dir.meta(), "finished": _now(), "wall_s": round(time.monotonic() - started)})
     records = write_tables(run_dir)
-    out.print(render_terminal(records))
+    out.print(render_terminal(records, meta=run_dir.meta()))
     out.print(f"run directory: {run_dir.path}")
     if interrupted:
         raise typer.Exit(130)
-    statuses = {r.status for r in records}
-    if any(r.mismatch for r in records):
-        raise typer.Exit(1)
-    if "error" in statuses:
-        raise typer.Exit(3)
+    raise typer.Exit(run_exit_code(cells_of(records)))
+
+
+def run_exit_code(cells) -> int:
+    """`lab run`'s exit code from the table's cells (lab/aggregate.py): 1 if one contradicts history (a regression,
+    an unexpected pass, or a flaky cell where a pass is expected), else 3 if one has no kernel result, else 0."""
+    if any(c.mismatch for c in cells):
+        return 1
+    if any(c.status == "error" for c in cells):
+        return 3
+    return 0
 
 
 def _now() -> str:
@@ -256,20 +275,39 @@ def _raise_interrupt(signum, frame):
 @app.command()
 def table(run_dir: Path = typer.Argument(..., help="a run directory (runs/<run-id>)"),
           fmt: str = typer.Option("md", "--format", "-f", help="md | html | json | junit"),
-          output: Optional[Path] = typer.Option(None, "--output", "-o", help="write here instead of stdout")):
-    """Render a run's compatibility table."""
-    from .report import FORMATS, render
+          output: Optional[Path] = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
+          fail_on: str = typer.Option("none", "--fail-on", help="exit 1 after rendering if the table has any of "
+                                      "these, comma-separated: regression, unexpected-pass, flaky, error, skip "
+                                      "(default: none, exit 0)")):
+    """Render a run's compatibility table; with --fail-on, also be the gate that decides pass/fail (exit 1)."""
+    from .aggregate import cells_of
+    from .report import FAIL_ON, FORMATS, fail_on_hits, render
     from .results import RunDir
     if fmt not in FORMATS:
         raise Usage(f"unknown format '{fmt}' (allowed: {', '.join(FORMATS)})")
+    gate = parse_fail_on(fail_on, FAIL_ON)
     if not run_dir.is_dir():
         raise Usage(f"{run_dir}: no such run directory")
     rd = RunDir(run_dir)
-    text = render(rd.records(), fmt, title="nfslab compatibility", meta=rd.meta())
+    runs = rd.runs()
+    text = render(runs, fmt, title="nfslab compatibility", meta=rd.meta())
     if output:
         output.write_text(text)
     else:
         sys.stdout.write(text)
+    hits = fail_on_hits(cells_of(runs), gate)
+    if hits:
+        print(f"lab table: --fail-on: {', '.join(f'{n} {name}' for name, n in hits.items())}", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+def parse_fail_on(text: str, allowed: tuple[str, ...]) -> set[str]:
+    """`regression,flaky` → {"regression", "flaky"}; `none` (or nothing) → no gate."""
+    names = {name.strip() for name in text.split(",") if name.strip()} - {"none"}
+    unknown = sorted(names - set(allowed))
+    if unknown:
+        raise Usage(f"--fail-on: unknown category '{unknown[0]}' (allowed: none, {', '.join(allowed)})")
+    return names
 
 
 @app.command()

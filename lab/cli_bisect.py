@@ -365,13 +365,21 @@ def compare(baseline: Path = typer.Argument(..., help="the baseline run director
             output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the changes here as JSON "
                                                   "(for `lab bisect versions --from-changes`)"),
             kernels: Optional[str] = typer.Option(None, "--kernels", "-k", help="the kernel series to propose "
-                                                  "bisects along, oldest first (default: the new run's rows)"),
+                                                  "bisects along, oldest first (default: the new run's rows by "
+                                                  "release version)"),
             allow_missing_baseline: bool = typer.Option(False, "--allow-missing-baseline", help="a missing baseline "
-                                                        "(the first scheduled run) means nothing to compare: exit 0")):
+                                                        "(the first scheduled run) means nothing to compare: exit 0"),
+            flaky: str = typer.Option("skip", "--flaky", help="a flaky cell (its runs disagree) on either side: skip "
+                                      "(default: reported, not a change, no bisect) | pass | fail | majority (count "
+                                      "it as that, then compare)")):
     """List the cells whose verdict changed between two runs (pass ↔ fail). Exit 1 if any did, else 0. An error or
-    a skip on either side is reported as "no data" and is not a change."""
+    a skip on either side is reported as "no data", a flaky cell as flaky; neither is a change. Bisects are proposed
+    along the kernels ordered by release version."""
+    from .aggregate import FLAKY_POLICIES
     from .compare import Comparison, compare as compare_runs, series_of
     from .results import RunDir, write_atomic
+    if flaky not in FLAKY_POLICIES:
+        raise Usage(f"--flaky: unknown policy '{flaky}' (allowed: {', '.join(FLAKY_POLICIES)})")
     if not new.is_dir():
         raise Usage(f"{new}: no such run directory")
     after = RunDir(new)
@@ -381,9 +389,9 @@ def compare(baseline: Path = typer.Argument(..., help="the baseline run director
         logger.info("no baseline at %s: nothing to compare (a first run?)", baseline)
         result = Comparison(str(baseline), str(new), [])
     else:
-        records = after.records()
+        records = after.runs()
         series = [k.strip() for k in kernels.split(",") if k.strip()] if kernels else series_of(records, after.meta())
-        result = compare_runs(RunDir(baseline).records(), records, series, str(baseline), str(new))
+        result = compare_runs(RunDir(baseline).runs(), records, series, str(baseline), str(new), flaky=flaky)
     for line in result.lines():
         out.print(line, highlight=False, markup=False, soft_wrap=True)   # one line per cell, for grep
     if output:

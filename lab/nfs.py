@@ -20,6 +20,9 @@ MOUNTPOINT = "/mnt/nfs"
 GRACE_S = 10
 LEASE_S = 10
 NFSD_THREADS = 8
+#: what the Linux client uses for a cache option a mount does not set (nfs(5)); the kernel leaves these out of
+#: /proc/mounts, and of mountstats only lookupcache=all
+CACHE_DEFAULTS = {"acregmin": 3, "acregmax": 60, "acdirmin": 30, "acdirmax": 60, "lookupcache": "all"}
 
 
 def sysctl_path(key: str) -> str:
@@ -102,16 +105,51 @@ def mount(client: Remote, server_ip: str, setup: CellSetup, timeout: float = Tim
     client.run(f"mkdir -p {MOUNTPOINT}; umount -f {MOUNTPOINT} 2>/dev/null; "
                f"mount -t nfs -o {opts} {server_ip}:{EXPORT} {MOUNTPOINT}", timeout=timeout,
                step=f"nfs: mount on {client.name}")
-    line = client.run(f"grep ' {MOUNTPOINT} ' /proc/mounts", check=False, step="nfs: check mount").stdout.strip()
+    out = client.run(check_mount_command(), check=False, step="nfs: check mount").stdout
+    line, _, stats = (part.strip() for part in out.partition("--\n"))
     if not line:
         raise LabError(f"nfs: mount on {client.name}", f"{MOUNTPOINT} not in /proc/mounts after mount", client.log)
-    negotiated = dict(o.split("=", 1) if "=" in o else (o, "") for o in line.split()[3].split(","))
+    negotiated = options(line.split()[3])
     for o in setup.mount_options:
         key, _, want = o.partition("=")
         if key == "vers" and negotiated.get("vers") != want:
             raise LabError(f"nfs: mount on {client.name}",
                            f"asked for vers={want}, got vers={negotiated.get('vers')}: {line}", client.log)
-    return {"mount": line, "vers": negotiated.get("vers", "")}
+    opts = stats.splitlines()[0] if stats else ""
+    return {"mount": line, "vers": negotiated.get("vers", ""), "opts": opts,
+            "cache": cache_options(negotiated, options(opts) if opts else None)}
+
+
+def check_mount_command(mounts: str = "/proc/mounts", mountstats: str = "/proc/self/mountstats") -> str:
+    """The mount's line in /proc/mounts, `--`, then its options as mountstats shows them: /proc/mounts leaves out
+    options at their defaults, mountstats' `opts:` line shows the cache timeouts too."""
+    return (f"grep ' {MOUNTPOINT} ' {mounts}; echo --; "
+            f"sed -n '\\| mounted on {MOUNTPOINT} |,/opts:/s/^[[:space:]]*opts:[[:space:]]*//p' {mountstats}")
+
+
+def options(text: str) -> dict[str, str]:
+    """`rw,vers=4.1,acdirmin=30,hard` → {"rw": "", "vers": "4.1", "acdirmin": "30", "hard": ""}."""
+    return dict(o.split("=", 1) if "=" in o else (o, "") for o in text.split(",") if o)
+
+
+def cache_options(mounts: dict[str, str], mountstats: dict[str, str] | None) -> dict:
+    """The caching a client mount runs with: attribute cache timeouts (s), lookupcache, close-to-open, vers. From
+    mountstats' opts when there (it shows the timeouts), else /proc/mounts; a value neither shows is the kernel's
+    default (CACHE_DEFAULTS) and is named in `defaulted`."""
+    shown = {**mounts, **(mountstats or {})}
+    out: dict = {}
+    defaulted = []
+    for key, default in CACHE_DEFAULTS.items():
+        if key in shown:
+            out[key] = shown[key] if key == "lookupcache" else int(shown[key])
+        else:
+            out[key] = default
+            defaulted.append(key)
+    if "actimeo" in shown:
+        out["actimeo"] = int(shown["actimeo"])
+    out.update({"noac": "noac" in shown, "cto": "nocto" not in shown, "vers": shown.get("vers", ""),
+                "source": "mountstats" if mountstats else "mounts", "defaulted": defaulted})
+    return out
 
 
 def umount(client: Remote) -> None:

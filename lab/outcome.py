@@ -74,9 +74,36 @@ class Criteria:
     settle: float = 5.0
 
 
+ROUNDING_STEP = 0.1   # what _seconds keeps: tenths
+
+
 def _seconds(value: float) -> str:
     """Tenths are all a 0.5 s read interval can tell apart: 25.732 → 25.7s, 18.0 → 18s."""
     return f"{round(value, 1):g}s"
+
+
+def near(value: float, criterion: float | None) -> bool:
+    """Within one rounding step of the criterion: tenths could hide which side of it the figure lies on."""
+    return criterion is not None and abs(value - criterion) <= ROUNDING_STEP + 1e-9
+
+
+def seconds_text(values: list[float], criterion: float | None = None, compare: bool = False) -> str:
+    """One figure or the spread of several (`0.5s`, `24.1–25.0s`), in tenths; near the criterion in hundredths,
+    and with `compare` also which side of it they all lie on: `2.04s > 2s`, `1.96–2.00s ≤ 2s`."""
+    lo, hi = min(values), max(values)
+    precise = any(near(v, criterion) for v in (lo, hi))
+    if precise:
+        text = f"{lo:.2f}s" if lo == hi else f"{lo:.2f}–{hi:.2f}s"
+    elif round(lo, 1) == round(hi, 1):
+        text = _seconds(lo)
+    else:
+        text = f"{lo:.1f}–{hi:.1f}s"
+    if precise and compare:
+        if hi <= criterion:
+            text += f" ≤ {criterion:g}s"
+        elif lo > criterion:
+            text += f" > {criterion:g}s"
+    return text
 
 
 @dataclass
@@ -92,6 +119,8 @@ class Verdict:
     ls_clears: bool | None = None          # None: nothing to clear; else whether the read after `ls` was new
     detail: str = ""                       # error message, log path, …
     ended_in: str = ""                     # kind of the last read; says which phase "never recovers"
+    pass_within: float | None = None       # the criterion it was judged by (None in records older than it)
+    within_race_window: bool = False       # fail, but every wrong read came within pass_within of the change
 
     @classmethod
     def error(cls, step: str, message: str, log_path: str | None = None) -> "Verdict":
@@ -106,36 +135,21 @@ class Verdict:
     def summary(self) -> str:
         """The short text of a table cell: `✓ new after 0.5s`, `✗ stale never recovers, ls clears`."""
         if self.status == "pass":
-            return f"✓ new after {_seconds(self.first_new_after or 0.0)}"
+            return f"✓ {pass_text([self])}"
         if self.status == "error":
             return f"ERROR {self.reason}: {self.detail}" if self.detail else f"ERROR {self.reason}"
         if self.status == "skip":
             return f"SKIP {self.reason}"
-        return f"✗ {self._fail_text()}"
+        return f"✗ {fail_text([self])}"
 
-    def _fail_text(self) -> str:
-        """The phases in the order Alice lived them, the one still going at the end marked `never recovers`."""
-        reasons = self.reason.split("+")
-        phases = []
-        if "stale-data" in reasons:
-            phases.append(f"stale {self._phase_time('old', self.stale_for)}")
-        if "estale" in reasons:
-            phases.append(f"ESTALE {self._phase_time('estale', self.estale_for)}")
-        if "read-error" in reasons:
-            phases.append("read errors" + (" never recover" if self._ended_in("error") else ""))
-        if not phases:
-            phases.append("no new data" if self.first_new_after is None
-                          else f"new only after {_seconds(self.first_new_after)}")
-        text = "→".join(phases)
-        if self.ls_clears is not None:
-            text += ", ls clears" if self.ls_clears else ", ls does not clear"
-        return text
+    @property
+    def shape(self) -> tuple:
+        """What a failing timeline looked like apart from its figures; runs of one shape share one text."""
+        return (self.reason, self.recovered, "" if self.recovered else self.ended_in, self.ls_clears,
+                self.within_race_window, self.first_new_after is None)
 
     def _ended_in(self, kind: str) -> bool:
         return not self.recovered and self.ended_in == kind
-
-    def _phase_time(self, kind: str, seconds: float) -> str:
-        return "never recovers" if self._ended_in(kind) else _seconds(seconds)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -145,6 +159,54 @@ class Verdict:
         """Tolerant of keys added later, so old result files stay readable."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _criterion(verdicts: list[Verdict]) -> float | None:
+    return next((v.pass_within for v in verdicts if v.pass_within is not None), None)
+
+
+def pass_text(verdicts: list[Verdict]) -> str:
+    """`new after 0.5s`, or over several passing runs `new after 0.5–0.7s`."""
+    return f"new after {seconds_text([v.first_new_after or 0.0 for v in verdicts], _criterion(verdicts), True)}"
+
+
+def fail_text(verdicts: list[Verdict]) -> str:
+    """The phases in the order Alice lived them, the one still going at the end marked `never recovers`; over
+    several failing runs of one shape (Verdict.shape), each phase with the spread of its figure."""
+    first, criterion = verdicts[0], _criterion(verdicts)
+    reasons = first.reason.split("+")
+    phases = []
+    if "stale-data" in reasons:
+        phases.append(f"stale {_phase_time(first, 'old', [v.stale_for for v in verdicts], criterion)}")
+    if "estale" in reasons:
+        phases.append(f"ESTALE {_phase_time(first, 'estale', [v.estale_for for v in verdicts], None)}")
+    if "read-error" in reasons:
+        phases.append("read errors" + (" never recover" if first._ended_in("error") else ""))
+    if not phases:
+        phases.append(_late_text([v.first_new_after for v in verdicts], criterion))
+    text = "→".join(phases)
+    if first.ls_clears is not None:
+        text += ", ls clears" if first.ls_clears else ", ls does not clear"
+    if first.within_race_window:
+        text += f", only within the {criterion:g}s race window"
+    return text
+
+
+def _phase_time(first: Verdict, kind: str, values: list[float], criterion: float | None) -> str:
+    """Old data is judged against pass_within, so near it the figure says which side; an ESTALE window is not
+    (any ESTALE fails)."""
+    if first._ended_in(kind):
+        return "never recovers"
+    return seconds_text(values, criterion, compare=criterion is not None and min(values) > criterion)
+
+
+def _late_text(values: list[float | None], criterion: float | None) -> str:
+    if any(v is None for v in values):
+        return "no new data"
+    if criterion is None:   # a record from before the criterion was stored
+        return f"new only after {seconds_text(values)}"
+    text = seconds_text(values, criterion, compare=True)
+    return f"new after {text}" if ">" in text else f"new after {text} > {criterion:g}s"
 
 
 # ---- the rule ----------------------------------------------------------------------------------------------------
@@ -159,6 +221,7 @@ def classify(obs: Observation, criteria: Criteria) -> Verdict:
     first_new = next((r.t for r in after if r.kind == "new"), None)
     reasons = _fail_reasons(after, first_new, criteria)
     recovered = _recovered(after, criteria.settle)
+    late = [r for r in after if r.t > criteria.pass_within]
     return Verdict(
         status="fail" if reasons else "pass",
         reason="+".join(reasons),
@@ -168,6 +231,11 @@ def classify(obs: Observation, criteria: Criteria) -> Verdict:
         recovered=recovered,
         ls_clears=None if recovered or obs.after_ls is None else obs.after_ls.kind == "new",
         ended_in=after[-1].kind,
+        pass_within=criteria.pass_within,
+        # the relaxed reading, shown beside the strict status and never instead of it: nothing was wrong once the
+        # race window (pass_within after the change) was over
+        within_race_window=bool(reasons) and first_new is not None and first_new <= criteria.pass_within and
+        bool(late) and all(r.kind == "new" for r in late),
     )
 
 

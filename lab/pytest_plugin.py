@@ -6,11 +6,13 @@ Only wiring lives here (testinfra-style); the work is `runner.Runner`. Design po
   the controller removes whatever this run's state files still name in `pytest_unconfigure`;
 - the run directory is chosen once by the controller and handed to the workers (`workerinput`).
 
-Outcomes: pass → PASSED; a kernel failure → FAILED (or XFAIL when history expects it, strict so a kernel that
-starts passing shows as XPASS(strict) → FAILED); a lab failure → ERROR (raised in setup); a kernel that cannot be
-had → SKIPPED with the reason. A crash of the lab's own code (a bug) is never a kernel result either: all of the
-lab's work for a cell happens in setup, so any exception it raises is an ERROR, and the test phase only turns the
-verdict already made into PASSED or FAILED.
+Each cell runs `--repeats` times (default: the matrix's experiment.repeats), and its runs add up by the rule
+`lab run` and the table use (lab/aggregate.py). Outcomes: pass → PASSED; a kernel failure → FAILED (or XFAIL when
+history expects it, strict so a kernel that starts passing shows as XPASS(strict) → FAILED); a flaky cell (its
+runs disagree) → FAILED with "flaky k/N fail", or XFAIL where history expects a failure; a lab failure on every
+run → ERROR (raised in setup); a kernel that cannot be had → SKIPPED with the reason. A crash of the lab's own code
+(a bug) is never a kernel result either: all of the lab's work for a cell happens in setup, so any exception it
+raises is an ERROR, and the test phase only turns the cell result already made into PASSED or FAILED.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from .paths import DEFAULT_MATRIX
 RUNNER_KEY = pytest.StashKey()
 MATRIX_KEY = pytest.StashKey()
 RUN_DIR_KEY = pytest.StashKey()
+REPEATS_KEY = pytest.StashKey()
 
 
 def pytest_addoption(parser):
@@ -36,6 +39,9 @@ def pytest_addoption(parser):
     group.addoption("--run-dir", default=None, metavar="DIR",
                     help="with --matrix: write results here (default runs/<run-id>); an existing run dir resumes: "
                          "cells with a kernel result are not run again")
+    group.addoption("--repeats", type=int, default=None, metavar="N",
+                    help="with --matrix: runs per cell (default: the matrix's experiment.repeats); a cell whose runs "
+                         "disagree is flaky")
     group.addoption("--lab-keep-host", action="store_true",
                     help="with --matrix: leave the lab namespace and libvirtd running afterwards (faster reruns)")
 
@@ -66,6 +72,10 @@ def pytest_configure(config):
     except SpecError as e:  # the bad name came from the command line, not from the file
         raise pytest.UsageError(f"--kernels: {e.message}") from None
     config.stash[MATRIX_KEY] = (matrix, cells)
+    repeats = config.getoption("--repeats") or matrix.experiment.repeats
+    if repeats < 1:
+        raise pytest.UsageError(f"--repeats {repeats}: a cell runs at least once (allowed: a whole number >= 1)")
+    config.stash[REPEATS_KEY] = repeats
     if _is_worker(config):
         run_dir = RunDir(config.workerinput["nfslab_run_dir"])
     elif config.getoption("--run-dir"):
@@ -75,8 +85,10 @@ def pytest_configure(config):
         run_dir = RunDir.create(Path("runs"))
     config.stash[RUN_DIR_KEY] = run_dir
     if not _is_worker(config):
+        from .runner import experiment_meta
         run_dir.write_meta({**run_dir.meta(), "matrix": str(matrix.path), "kernels": [k.name for k in matrix.kernels],
-                            "axes": matrix.axes, "command": "pytest " + " ".join(config.invocation_params.args)})
+                            "axes": matrix.axes, "command": "pytest " + " ".join(config.invocation_params.args),
+                            "repeats": repeats, "experiment": experiment_meta(matrix, repeats)})
 
 
 def pytest_configure_node(node):
@@ -104,7 +116,7 @@ class CellItem(pytest.Item):
     def __init__(self, *, cell, kernel, **kwargs):
         super().__init__(**kwargs)
         self.cell = cell
-        self.record = None
+        self.record = None     # the last run's record
         self.failure: str | None = None   # set in setup: the kernel result the test phase reports
         self.add_marker(pytest.mark.xdist_group(cell.group))
         self.add_marker(pytest.mark.cell)
@@ -114,16 +126,24 @@ class CellItem(pytest.Item):
                                               reason=notes[0] if notes else "history says this cell fails"))
 
     def setup(self):
+        from .aggregate import aggregate
         runner = _runner(self.config)
-        self.record = runner.run_cell(self.cell)
-        verdict = self.record.verdict_obj
-        if verdict.status == "skip":
-            pytest.skip(verdict.reason)
-        if verdict.status == "error":
-            raise CellError(f"{verdict.reason}: {verdict.detail}")
-        if verdict.status != "pass":
-            self.failure = (f"{self.cell.id}: {verdict.summary()} (logs: "
-                            f"{self.config.stash[RUN_DIR_KEY].path / self.record.logs})")
+        run_dir, repeats = self.config.stash[RUN_DIR_KEY], self.config.stash[REPEATS_KEY]
+        done = run_dir.finished_runs()       # a resumed cell runs only the repeats it lacks
+        for k in range(1, repeats + 1):
+            if (self.cell.id, k) not in done:
+                self.record = runner.run_cell(self.cell, k, repeats)
+        runs = [r for r in run_dir.runs() if r.cell_id == self.cell.id and r.repeat <= repeats]
+        result = aggregate(runs, repeats)
+        self.record = self.record or runs[-1]
+        if result.status == "skip":
+            pytest.skip(result.verdicts[0].reason)
+        if result.status == "error":
+            first = next(v for v in result.verdicts if v.status == "error")
+            raise CellError(f"{first.reason}: {first.detail} ({result.counts_text()} runs)")
+        if result.status != "pass":
+            summary = result.summary().removeprefix("⚠ ")   # "flaky 2/3 fail · …" for a flaky cell
+            self.failure = f"{self.cell.id}: {summary} (logs: {run_dir.path / self.record.logs})"
 
     def runtest(self):
         if self.failure is not None:
@@ -162,7 +182,8 @@ def pytest_collection_modifyitems(session, config, items):
     if not config.getoption("--matrix"):
         return
     matrix, cells = config.stash[MATRIX_KEY]
-    finished = config.stash[RUN_DIR_KEY].finished_cells() if config.getoption("--run-dir") else set()
+    finished = (config.stash[RUN_DIR_KEY].finished_cells(config.stash[REPEATS_KEY]) if config.getoption("--run-dir")
+                else set())
     parent = CellCollector.from_parent(session, name=str(matrix.path.name))
     items[:] = [CellItem.from_parent(parent, name=cell.id, cell=cell, kernel=matrix.kernel(cell.kernel))
                 for cell in cells if cell.id not in finished]
@@ -184,14 +205,14 @@ def pytest_terminal_summary(terminalreporter, config):
     from .report import render_terminal
     from .runner import write_tables
     run_dir = config.stash[RUN_DIR_KEY]
-    if not run_dir.records():
+    if not run_dir.runs():
         return
     records = write_tables(run_dir)
     terminalreporter.section("nfslab compatibility table")
     from rich.console import Console
     console = Console(file=terminalreporter._tw._file, force_terminal=terminalreporter.hasmarkup,
                       width=max(terminalreporter._tw.fullwidth, 100))
-    console.print(render_terminal(records))
+    console.print(render_terminal(records, meta=run_dir.meta()))
     terminalreporter.write_line(f"run directory: {run_dir.path} (table.md, table.html, junit.xml, logs/)")
 
 

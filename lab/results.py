@@ -3,7 +3,10 @@
 Why append-only JSONL with one file per worker: xdist workers and CI shards write at the same time and a run may
 be killed at any moment. One `write(2)` of a whole line on an O_APPEND file, followed by fsync, never interleaves
 with another line, and a crash can at worst leave a torn last line, which reading skips with a warning. Later
-records for the same cell win, so a resumed or re-run cell simply appends.
+records for the same run of a cell win, so a resumed or re-run cell simply appends.
+
+A cell may run several times (`experiment.repeats`): each run is its own record, numbered by `repeat` (1…`repeats`).
+Records written before repeats existed read as run 1 of 1.
 """
 from __future__ import annotations
 
@@ -39,6 +42,8 @@ class ResultRecord:
     observation: dict | None
     logs: str                 # the cell's log directory, relative to the run directory
     kernel_release: str = ""
+    repeat: int = 1           # which run of the cell this is, 1…repeats
+    repeats: int = 1          # how many runs of the cell were asked for
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)   # params keep the matrix's axis order
@@ -96,6 +101,17 @@ def latest_per_cell(records: list[ResultRecord]) -> list[ResultRecord]:
         current = latest.get(record.cell_id)
         if current is None or _started_key(record) >= _started_key(current):
             latest[record.cell_id] = record
+    return sorted(latest.values(), key=_started_key)
+
+
+def latest_per_run(records: list[ResultRecord]) -> list[ResultRecord]:
+    """One record per run of a cell (cell, repeat), as latest_per_cell chooses, ordered by start time."""
+    latest: dict[tuple[str, int], ResultRecord] = {}
+    for record in records:
+        key = (record.cell_id, record.repeat)
+        current = latest.get(key)
+        if current is None or _started_key(record) >= _started_key(current):
+            latest[key] = record
     return sorted(latest.values(), key=_started_key)
 
 
@@ -171,9 +187,11 @@ class RunDir:
     def results_file(self, worker: str | None = None) -> Path:
         return self.path / f"results-{worker or worker_name()}.jsonl"
 
-    def log_dir(self, cell_id: str) -> Path:
-        """Where a cell's logs go; `records.logs` stores it relative to the run directory."""
-        return self.path / "logs" / cell_id.replace("/", "__")
+    def log_dir(self, cell_id: str, repeat: int = 1, repeats: int = 1) -> Path:
+        """Where a cell's logs go (a run of several: `run-N/` in it); `records.logs` stores it relative to the run
+        directory."""
+        cell_dir = self.path / "logs" / cell_id.replace("/", "__")
+        return cell_dir if repeats == 1 and repeat == 1 else cell_dir / f"run-{repeat}"
 
     def append(self, record: ResultRecord, worker: str | None = None) -> Path:
         path = self.results_file(worker)
@@ -191,9 +209,20 @@ class RunDir:
         """One record per cell, the latest run of it winning."""
         return latest_per_cell(self.all_records())
 
-    def finished_cells(self) -> set[str]:
-        """Cells a resumed run can skip: they have a kernel result (or a skip); errors are worth another try."""
-        return {r.cell_id for r in self.records() if r.status != "error"}
+    def runs(self) -> list[ResultRecord]:
+        """One record per run of each cell (every repeat), the latest record of that run winning: what the table
+        aggregates."""
+        return latest_per_run(self.all_records())
+
+    def finished_runs(self) -> set[tuple[str, int]]:
+        """(cell, repeat) pairs a resumed run can skip: they have a kernel result (or a skip); errors are worth
+        another try."""
+        return {(r.cell_id, r.repeat) for r in self.runs() if r.status != "error"}
+
+    def finished_cells(self, repeats: int = 1) -> set[str]:
+        """Cells a resumed run can skip: each of their `repeats` runs has a kernel result (or a skip)."""
+        done = self.finished_runs()
+        return {cell for cell, _ in done if all((cell, k) in done for k in range(1, repeats + 1))}
 
     def write_meta(self, meta: dict) -> None:
         # key order is meaning here: `axes` keeps the matrix's column order
@@ -213,7 +242,7 @@ def merge(dest: Path | str, sources: list[Path | str]) -> RunDir:
     target = RunDir(dest)
     target.path.mkdir(parents=True, exist_ok=True)
     runs = [RunDir(source) for source in sources]
-    merged = latest_per_cell(target.all_records() + [r for run in runs for r in run.all_records()])
+    merged = latest_per_run(target.all_records() + [r for run in runs for r in run.all_records()])
     for record in merged:
         _copy_logs(record, runs, target)
     write_atomic(target.path / MERGED, "".join(r.to_json() + "\n" for r in merged))

@@ -126,10 +126,11 @@ class Runner:
                 self.progress(f"removed {removed} (left by a run that was killed)")
 
     # ---- cells -------------------------------------------------------------------------------------------
-    def run_cell(self, cell: Cell) -> ResultRecord:
-        """Run one cell and append its record to the run directory; never raises for lab failures."""
+    def run_cell(self, cell: Cell, repeat: int = 1, repeats: int = 1) -> ResultRecord:
+        """Run one cell (run `repeat` of `repeats`, on a freshly reverted topology) and append its record to the run
+        directory; never raises for lab failures."""
         started_iso, started = now_iso(), time.monotonic()
-        log_dir = self.run_dir.log_dir(cell.id)
+        log_dir = self.run_dir.log_dir(cell.id, repeat, repeats)
         log_dir.mkdir(parents=True, exist_ok=True)
         kernel = self.matrix.kernel(cell.kernel)
         observation, release = None, ""
@@ -149,7 +150,8 @@ class Runner:
             verdict=verdict.to_dict(), expected=kernel.expected(cell.params), started=started_iso,
             duration_s=round(time.monotonic() - started, 1), worker=worker_name(),
             observation=observation.to_dict() if observation else None,
-            logs=str(log_dir.relative_to(self.run_dir.path)), kernel_release=release)
+            logs=str(log_dir.relative_to(self.run_dir.path)), kernel_release=release, repeat=repeat,
+            repeats=repeats)
         (log_dir / "result.json").write_text(json.dumps(json.loads(record.to_json()), indent=1) + "\n")
         self.run_dir.append(record)
         return record
@@ -297,10 +299,24 @@ def check_release(remote: Remote, release: str) -> None:
 TABLE_FILES = (("md", "table.md"), ("html", "table.html"), ("junit", "junit.xml"), ("json", "table.json"))
 
 
+def runs_to_do(cells: list[Cell], repeats: int, done: set[tuple[str, int]]) -> list[tuple[Cell, int]]:
+    """(cell, repeat) still to run, cell by cell so that a cell's runs share its kernel's topology; `done` is
+    RunDir.finished_runs() of a resumed run (a run that ended in a lab ERROR is not done)."""
+    return [(cell, k) for cell in cells for k in range(1, repeats + 1) if (cell.id, k) not in done]
+
+
+def experiment_meta(matrix: Matrix, repeats: int) -> dict:
+    """What run.json records of how cells ran and were judged: the table's criterion line reads it."""
+    exp = matrix.experiment
+    return {"name": exp.name, "pass_within": exp.pass_within, "duration": exp.duration, "interval": exp.interval,
+            "settle": exp.settle, "repeats": repeats}
+
+
 def write_tables(run_dir: RunDir) -> list:
-    """Render the run's table in every format into the run directory; returns the records it used."""
+    """Render the run's table in every format into the run directory; returns the records it used (every run of
+    every cell)."""
     from .report import render
-    records, meta = run_dir.records(), run_dir.meta()
+    records, meta = run_dir.runs(), run_dir.meta()
     for fmt, name in TABLE_FILES:
         (run_dir.path / name).write_text(render(records, fmt, title="nfslab compatibility", meta=meta))
     return records

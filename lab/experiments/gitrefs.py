@@ -45,7 +45,7 @@ def scenario(old: str, new: str) -> Scenario:
     return Scenario(name="git-packed-refs", workdir=f"{nfs.MOUNTPOINT}/{REPO}", hold=".git/packed-refs",
                     read=f"git rev-parse {BRANCH}", change=f"git update-ref {BRANCH} {new} && git pack-refs --all",
                     old=old, new=new, stat=".git/packed-refs", bob_check=f"git rev-parse {BRANCH}",
-                    listdir=".git")
+                    listdir=".git", touch=(".git/packed-refs",))
 
 
 def prepare(server: Remote) -> Scenario:

@@ -80,7 +80,7 @@ def test_shard_merge_compare_bisect(chain, lab_cli):
     assert r.returncode == 1, r.stderr            # a real change: the CI job is marked, the bisect job starts
     assert "CHANGED debian-6.12/vers=4.0/leases=on: ✓ new after 0.4s → ✗ ESTALE 25.5s" in r.stdout
     assert "NO DATA debian-5.10/vers=4.0/leases=off" in r.stdout
-    assert "2 changed, 1 without data, 0 added, 0 removed, 13 unchanged" in r.stdout
+    assert "2 changed, 0 flaky, 1 without data, 0 added, 0 removed, 13 unchanged" in r.stdout
     doc = json.loads(changes.read_text())
     plans = {c["cell"]: c["bisect"] for c in doc["changes"]}
     # vers=4.0/leases=on: debian-5.10 still passes tonight, so the regression lies between it and debian-6.12
@@ -152,3 +152,75 @@ def test_fetch_baseline_unpacks_an_artifact_zip_and_a_missing_one_is_fine(tmp_pa
     assert len(RunDir(tmp_path / "baseline" / "merged").records()) == len(SERIES) * len(PARAMS)
     r = lab_cli("fetch-baseline", (tmp_path / "nothing.zip").as_uri(), "--dest", str(tmp_path / "none"))
     assert r.returncode == 3 and r.stderr.count("\n") == 1   # a file:// that is not there is not an HTTP 404
+
+
+# ---- the series by kernel version, and flaky cells -----------------------------------------------------------
+
+def test_series_is_ordered_by_release_version_not_table_order():
+    from lab.compare import series_of, version_key
+    assert version_key("6.1.0-28-amd64") == (6, 1, 0) and version_key("4.19.1") == (4, 19, 1)
+    assert version_key("centos7-3.10") == (3, 10, 0) and version_key("debian-6.12") == (6, 12, 0)
+    assert version_key("3.10.0-862.11.6.el7.x86_64") == (3, 10, 0) and version_key("nfslab-box") is None
+    table = ["debian-6.12", "debian-6.1", "mainline-4.19-fix", "mainline-4.19", "debian-5.10", "odd", "centos7-3.10"]
+    releases = {"debian-6.12": "6.12.9-amd64", "debian-6.1": "6.1.0-28-cloud-amd64", "mainline-4.19": "4.19.1",
+                "mainline-4.19-fix": "4.19.1", "debian-5.10": "5.10.0-33-cloud-amd64", "odd": ""}
+    records = [record(k, PARAMS[0], "pass", "n", "2026-11-23T03:00:00+00:00", release=r) for k, r in releases.items()]
+    series = series_of(records, {"kernels": table})
+    # centos7-3.10 was skipped (no release): its name gives 3.10; 4.19 ± fix tie, so table order decides
+    assert series == ["centos7-3.10", "mainline-4.19-fix", "mainline-4.19", "debian-5.10", "debian-6.1",
+                      "debian-6.12", "odd"]
+
+
+def test_a_regression_is_bisected_along_versions(tmp_path):
+    """Table order puts debian-6.12 first; by version, debian-6.1 is the nearest older kernel that still passes."""
+    table = ["debian-6.12", "debian-5.10", "debian-6.1"]
+    release = {"debian-6.12": "6.12.9-amd64", "debian-5.10": "5.10.0-33-amd64", "debian-6.1": "6.1.0-28-amd64"}
+
+    def run(path, status_of, run_id, day):
+        r = RunDir(path)
+        r.path.mkdir(parents=True)
+        for n, kernel in enumerate(table):
+            r.append(record(kernel, PARAMS[0], status_of(kernel), run_id, f"2026-11-{day}T03:0{n}:00+00:00",
+                            release=release[kernel]))
+        r.write_meta({"kernels": table})
+        return r
+    base = run(tmp_path / "a", lambda k: "pass", "n1", 22)
+    new = run(tmp_path / "b", lambda k: "fail" if k == "debian-6.12" else "pass", "n2", 23)
+    result = compare(base.runs(), new.runs(), series_of(new.runs(), new.meta()))
+    [change] = result.changes
+    assert change["bisect"] == {"terms": "regression", "kernels": ["debian-6.1", "debian-6.12"]}
+
+
+def flaky_run(path, statuses_of, run_id, day, kernels=SERIES):
+    """Three runs per cell; statuses_of(kernel, params) gives the three statuses."""
+    run = RunDir(path)
+    run.path.mkdir(parents=True)
+    for n, kernel in enumerate(kernels):
+        for m, params in enumerate(PARAMS):
+            for k, status in enumerate(statuses_of(kernel, params), 1):
+                r = record(kernel, params, status, run_id, f"2026-11-{day}T03:{n:02d}:{m * 3 + k:02d}+00:00")
+                r.repeat, r.repeats = k, 3
+                run.append(r)
+    run.write_meta({"kernels": kernels, "run_id": run_id})
+    return run
+
+
+def test_a_flaky_cell_is_not_a_change_unless_asked(tmp_path, lab_cli):
+    base = flaky_run(tmp_path / "a", lambda k, p: ["pass"] * 3, "n1", 22)
+    new = flaky_run(tmp_path / "b", lambda k, p: ["pass", "fail", "fail"] if k == "debian-6.12" and
+                    p == PARAMS[0] else ["pass"] * 3, "n2", 23)
+    result = compare(base.runs(), new.runs(), SERIES)
+    assert not result.changed and [c["cell"] for c in result.flaky] == ["debian-6.12/vers=4.0/leases=on"]
+    assert result.flaky[0]["after"]["summary"].startswith("⚠ flaky 2/3 fail")
+    r = lab_cli("compare", base.path, new.path)
+    assert r.returncode == 0 and "FLAKY   debian-6.12/vers=4.0/leases=on" in r.stdout
+    assert "0 changed, 1 flaky" in r.stdout
+    # counted as failing (or by majority: 2 of 3 failed), it is a regression with a bisect from debian-5.10
+    for policy in ("fail", "majority"):
+        result = compare(base.runs(), new.runs(), SERIES, flaky=policy)
+        [change] = result.changes
+        assert change["bisect"] == {"terms": "regression", "kernels": ["debian-5.10", "debian-6.12"]}
+    assert not compare(base.runs(), new.runs(), SERIES, flaky="pass").changed
+    r = lab_cli("compare", base.path, new.path, "--flaky", "fail", "--output", tmp_path / "changes.json")
+    assert r.returncode == 1 and json.loads((tmp_path / "changes.json").read_text())["flaky_policy"] == "fail"
+    assert lab_cli("compare", base.path, new.path, "--flaky", "maybe").returncode == 2

@@ -18,6 +18,7 @@ from lab.spec import load_matrix
 
 CLI_COMMANDS = {"run", "merge", "table", "clean", "setup", "list", "compare", "bisect", "fetch-baseline"}
 CHAIN = ["shard", "table", "compare", "bisect"]
+GATE = "gate"    # decides pass/fail from the merged table (`lab table --fail-on`), beside the chain
 
 
 def load(name: str) -> dict:
@@ -100,6 +101,16 @@ def test_the_command_line_check_can_fail():
     assert usage_problem(["bisect", "nosuch"]) is not None
 
 
+def fail_on(lines: list[str]) -> set[str]:
+    """The categories a job's `lab table --fail-on` gates on; each must be one `lab table` knows."""
+    from lab.report import FAIL_ON
+    [line] = [line for line in lines if "--fail-on" in line]
+    argv = lab_argv(line)
+    names = set(argv[argv.index("--fail-on") + 1].split(","))
+    assert argv[0] == "table" and names <= set(FAIL_ON), line
+    return names
+
+
 def gitlab_jobs(doc: dict) -> dict:
     """Jobs with their `extends` templates merged in (the job's own keys win)."""
     jobs = {}
@@ -119,14 +130,15 @@ def gitlab_jobs(doc: dict) -> dict:
 def test_gitlab_pipeline_structure():
     doc = load("gitlab-ci.yml")
     jobs = gitlab_jobs(doc)
-    assert doc["stages"] == CHAIN and set(jobs) == set(CHAIN)
+    stages = CHAIN + [GATE]
+    assert doc["stages"] == stages and set(jobs) == set(stages)
     for name, job in jobs.items():
         assert job["stage"] == name, name
         assert job["tags"] == ["nfslab"], name
         assert any("schedule" in rule["if"] for rule in job["rules"]), f"{name} does not run on the schedule"
         assert job["script"] and job["before_script"][0].startswith("./quickstart.sh --"), name
         for need in job.get("needs", []):
-            assert CHAIN.index(need) < CHAIN.index(name), f"{name} needs {need}, which runs later"
+            assert stages.index(need) < stages.index(name), f"{name} needs {need}, which runs later"
     assert jobs["shard"]["parallel"]["matrix"][0]["KERNELS"]
     # the compare job fetches the baseline from the job that publishes merged/, and hands changes.json on
     fetch, compare_line = jobs["compare"]["script"]
@@ -137,6 +149,12 @@ def test_gitlab_pipeline_structure():
     assert "--from-changes changes.json" in jobs["bisect"]["script"][0]
     for name in ("shard", "bisect"):     # jobs with VMs clean up whatever happens
         assert jobs[name]["after_script"] == [".venv/bin/lab clean"]
+    # the gate decides from the merged table; a tripped gate (exit 1) must not cost the table job its success,
+    # whose merged/ is the next baseline, nor fail the pipeline the baseline URL needs successful
+    gate = jobs[GATE]
+    assert gate["needs"] == ["table"] and gate["allow_failure"] == {"exit_codes": [1]}
+    assert all("--fail-on" not in line for line in jobs["table"]["script"])
+    assert fail_on(gate["script"]) == {"regression", "unexpected-pass", "flaky", "error"}
 
 
 def test_github_workflow_structure():
@@ -144,11 +162,14 @@ def test_github_workflow_structure():
     cron = doc["on"]["schedule"][0]["cron"]
     assert len(cron.split()) == 5, cron
     jobs = doc["jobs"]
-    assert list(jobs) == CHAIN
+    assert list(jobs) == CHAIN + [GATE]
     for before, after in zip(CHAIN, CHAIN[1:]):
         assert jobs[after]["needs"] == before
+    assert jobs[GATE]["needs"] == "table" and "continue-on-error" not in jobs[GATE]
+    assert fail_on([s.get("run", "") for s in jobs[GATE]["steps"]]) == {"regression", "unexpected-pass", "flaky",
+                                                                          "error"}
     uploaded = set()
-    for name in CHAIN:
+    for name in CHAIN + [GATE]:
         job = jobs[name]
         assert job["runs-on"] == ["self-hosted", "nfslab"], name
         steps = job["steps"]

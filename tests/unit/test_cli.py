@@ -32,6 +32,7 @@ def test_list_json_covers_every_kernel():
     (["table", "/nonexistent/run"], "/nonexistent/run: no such run directory"),
     (["table", str(CHECKOUT), "--format", "pdf"], "unknown format 'pdf'"),
     (["nosuchcommand"], "No such command"),
+    (["run", "--repeats", "0"], "--repeats 0: a cell runs at least once"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     r = lab(*args)
@@ -95,3 +96,48 @@ def test_init_writes_a_starter_matrix_once(lab_cli, tmp_path):
     assert lab_cli("list", cwd=tmp_path).stdout.rstrip().endswith("36 cells, 9 kernels")
     r = lab_cli("init", tmp_path)
     assert r.returncode == 2 and "matrix.yaml: already exists" in r.stderr
+def _run_dir(tmp_path):
+    """A run directory with one regression, one flaky cell (3 runs) and one pass."""
+    from lab.outcome import Verdict
+    from lab.results import ResultRecord, RunDir
+    run = RunDir.create(tmp_path, "r1")
+    fail = Verdict("fail", reason="estale", first_new_after=25.0, estale_for=25.0, pass_within=2.0)
+    ok = Verdict("pass", first_new_after=0.5, pass_within=2.0)
+
+    def add(kernel, status_list, expected="pass"):
+        for k, verdict in enumerate(status_list, 1):
+            run.append(ResultRecord(run_id="r1", cell_id=f"{kernel}/vers=4.1", kernel=kernel, params={"vers": "4.1"},
+                                    verdict=verdict.to_dict(), expected=expected,
+                                    started=f"2026-11-23T10:00:0{k}+00:00", duration_s=9.0, worker="main",
+                                    observation=None, logs="", repeat=k, repeats=len(status_list)))
+    add("a", [fail, fail, fail])
+    add("b", [ok, fail, ok])
+    add("c", [ok, ok, ok])
+    return run.path
+
+
+@pytest.mark.parametrize("gate, code, said", [
+    ([], 0, ""),                                          # default: render, exit 0
+    (["--fail-on", "none"], 0, ""),
+    (["--fail-on", "error,skip"], 0, ""),
+    (["--fail-on", "regression"], 1, "--fail-on: 1 regression"),
+    (["--fail-on", "flaky"], 1, "--fail-on: 1 flaky"),
+    (["--fail-on", "regression,unexpected-pass,flaky,error"], 1, "1 regression, 1 flaky"),
+])
+def test_table_fail_on_is_a_gate_after_rendering(tmp_path, lab_cli, gate, code, said):
+    out = tmp_path / "junit.xml"
+    r = lab_cli("table", _run_dir(tmp_path), "--format", "junit", "--output", out, *gate)
+    assert r.returncode == code, r.stderr
+    assert said in r.stderr
+    assert out.read_text().startswith("<?xml")             # rendered whatever the gate says
+
+
+def test_table_fail_on_refuses_unknown_names(tmp_path, lab_cli):
+    r = lab_cli("table", _run_dir(tmp_path), "--fail-on", "regresion")
+    assert r.returncode == 2 and "--fail-on: unknown category 'regresion'" in r.stderr
+
+
+def test_table_shows_every_run_of_a_cell(tmp_path, lab_cli):
+    r = lab_cli("table", _run_dir(tmp_path))
+    assert "⚠ regression ✗ 3/3 ESTALE 25s" in r.stdout and "⚠ flaky 1/3 fail" in r.stdout
+    assert "✓ 3/3 new after 0.5s" in r.stdout

@@ -37,7 +37,7 @@ def test_new_within_pass_within_is_a_pass():
     assert v.status == "pass"
     assert v.first_new_after == 2.0
     assert v.stale_for == 1.5
-    assert v.summary() == "✓ new after 2s"
+    assert v.summary() == "✓ new after 2.00s ≤ 2s"   # on the criterion: hundredths, and the side it lies on
 
 
 def test_new_just_after_pass_within_fails_as_stale_data():
@@ -109,7 +109,9 @@ def test_read_errors_fail_with_their_own_reason():
 def test_new_data_late_after_a_gap_in_reads():
     v = classify(Observation([Read(-1, "old"), *timeline(("new", 3, 30))]), CRITERIA)
     assert (v.status, v.reason, v.first_new_after) == ("fail", "late-new-data", 3.0)
-    assert v.summary() == "✗ new only after 3s"
+    assert v.summary() == "✗ new after 3s > 2s"
+    old = Verdict.from_dict({k: v for k, v in v.to_dict().items() if k != "pass_within"})   # a record from before
+    assert old.summary() == "✗ new only after 3s"
 
 
 def test_never_new_with_only_read_errors():
@@ -153,3 +155,60 @@ def test_verdict_and_observation_round_trip():
     assert Verdict.from_dict(v.to_dict()) == v
     assert Verdict.from_dict({**v.to_dict(), "added_later": 1}) == v
     assert Observation.from_dict(obs.to_dict()) == obs
+
+
+# ---- figures near the criterion, and the relaxed reading --------------------------------------------------------
+
+@pytest.mark.parametrize("first_new, text", [
+    (2.04, "✗ new after 2.04s > 2s"),       # tenths would print "2s" next to a 2 s criterion
+    (2.1, "✗ new after 2.10s > 2s"),        # one rounding step away: still shown in hundredths
+    (2.3, "✗ new after 2.3s > 2s"),
+])
+def test_late_new_data_shows_the_precision_that_decides_it(first_new, text):
+    v = classify(Observation([Read(-0.5, "old"), Read(first_new, "new"), *timeline(("new", 3, 10))]), CRITERIA)
+    assert (v.status, v.reason) == ("fail", "late-new-data")
+    assert v.summary() == text
+
+
+@pytest.mark.parametrize("first_new, text", [
+    (1.96, "✓ new after 1.96s ≤ 2s"),
+    (1.9, "✓ new after 1.90s ≤ 2s"),
+    (1.85, "✓ new after 1.9s"),            # tenths tell it apart already (1.85 rounds to 1.9 or 1.8)
+    (0.5, "✓ new after 0.5s"),
+])
+def test_a_pass_near_the_criterion_says_so(first_new, text):
+    v = classify(Observation([Read(0.0, "old"), Read(first_new, "new"), *timeline(("new", 2.5, 10))]), CRITERIA)
+    assert v.status == "pass"
+    assert v.summary() in (text, text.replace("1.9s", "1.8s"))
+
+
+def test_stale_data_near_the_criterion():
+    v = classify(Observation(timeline(("old", -1, 1.5)) + [Read(2.04, "old"), *timeline(("new", 2.5, 10))]),
+                 CRITERIA)
+    assert v.summary() == "✗ stale 2.04s > 2s"
+
+
+def test_seconds_text_spreads():
+    from lab.outcome import seconds_text
+    assert seconds_text([0.5, 0.7]) == "0.5–0.7s"
+    assert seconds_text([24.1, 25.0]) == "24.1–25.0s"
+    assert seconds_text([25.0, 25.02]) == "25s"
+    assert seconds_text([1.98, 2.04], 2.0, compare=True) == "1.98–2.04s"    # on both sides: no comparison
+    assert seconds_text([2.04, 2.3], 2.0, compare=True) == "2.04–2.30s > 2s"
+    assert seconds_text([0.4, 0.6], 2.0, compare=True) == "0.4–0.6s"
+
+
+def test_a_single_estale_in_the_race_window_fails_strictly_with_the_relaxed_note():
+    """The strict verdict is the status (an application's open() got ESTALE); the relaxed reading is a note."""
+    reads = [Read(-0.5, "old"), Read(0.1, "new"), Read(0.6, "estale"), *timeline(("new", 1.1, 10))]
+    v = classify(Observation(reads), CRITERIA)
+    assert (v.status, v.reason, v.within_race_window) == ("fail", "estale", True)
+    assert v.summary() == "✗ ESTALE 0.5s, only within the 2s race window"
+
+
+def test_the_relaxed_note_needs_everything_after_the_window_to_be_new():
+    late_estale = [Read(0.1, "new"), Read(0.6, "estale"), Read(2.5, "estale"), *timeline(("new", 3, 10))]
+    assert not classify(Observation(late_estale), CRITERIA).within_race_window
+    gap = [Read(-0.5, "old"), *timeline(("new", 3, 10))]          # late new data is not a race-window matter
+    assert not classify(Observation(gap), CRITERIA).within_race_window
+    assert not classify(Observation(timeline(("new", 0, 10))), CRITERIA).within_race_window   # a pass

@@ -111,7 +111,7 @@ def test_lab_run_prints_error_cells_and_progress_as_they_are(lab_cli, monkeypatc
     monkeypatch.setattr(runner.Runner, "close", lambda self: None)
     monkeypatch.setattr(cli.out, "width", 2000)
 
-    def run_cell(self, cell):
+    def run_cell(self, cell, repeat=1, repeats=1):
         done = record(kernel=f"kernel {LINE}", params=dict(cell.params), run_id=self.run_dir.run_id,
                       verdict=Verdict.error(f"build {LINE}", MAKE_ERROR, "logs/[/oops]/build.log"))
         self.run_dir.append(done)
@@ -355,7 +355,7 @@ def test_a_kernel_failure_is_still_a_failure(monkeypatch, tmp_path):
     from lab.paths import DEFAULT_MATRIX
     monkeypatch.setattr(runner.Runner, "close", lambda self: None)
 
-    def run_cell(self, cell):
+    def run_cell(self, cell, repeat=1, repeats=1):
         done = record(cell.kernel, dict(cell.params), Verdict(status="fail", reason="estale"),
                       run_id=self.run_dir.run_id)
         self.run_dir.append(done)

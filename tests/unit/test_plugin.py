@@ -1,8 +1,12 @@
 """`pytest --matrix` collection: one test per cell, grouped by kernel, expected failures strict-xfail."""
+import os
 import subprocess
 import sys
 
+import pytest
+
 from lab.paths import DEFAULT_MATRIX
+from tests import CHECKOUT
 
 
 def collect(*args, cwd):
@@ -39,3 +43,78 @@ def test_cells_carry_group_and_strict_xfail(pytester_items):
     xfail = item.get_closest_marker("xfail")
     assert xfail.kwargs["strict"] is True and xfail.kwargs["raises"] is AssertionError
     assert by_id["mainline-4.19/vers=4.1/leases=on"].get_closest_marker("xfail") is None
+
+
+FAKE_RUNNER = '''
+"""A Runner without VMs for `pytest --matrix`: each run's status comes from SCRIPT[(vers, leases)][repeat - 1]."""
+from lab import runner
+from lab.outcome import Verdict
+from lab.results import ResultRecord, now_iso, worker_name
+
+SCRIPT = {("4.0", "on"): "pass fail fail", ("4.0", "off"): "fail fail fail",
+          ("4.1", "on"): "pass fail pass", ("4.1", "off"): "error error error"}
+VERDICTS = {"pass": Verdict("pass", first_new_after=0.5, pass_within=2.0),
+            "fail": Verdict("fail", reason="estale", first_new_after=25.0, estale_for=24.5, pass_within=2.0),
+            "error": Verdict.error("boot", "alice did not answer ssh")}
+
+
+class FakeRunner:
+    def __init__(self, matrix, run_dir, progress=None, home=None):
+        self.matrix, self.run_dir = matrix, run_dir
+
+    def run_cell(self, cell, repeat=1, repeats=1):
+        status = SCRIPT[(cell.params["vers"], cell.params["leases"])].split()[repeat - 1]
+        record = ResultRecord(run_id=self.run_dir.run_id, cell_id=cell.id, kernel=cell.kernel,
+                              params=dict(cell.params), verdict=VERDICTS[status].to_dict(),
+                              expected=self.matrix.kernel(cell.kernel).expected(cell.params), started=now_iso(),
+                              duration_s=1.0, worker=worker_name(), observation=None,
+                              logs=str(self.run_dir.log_dir(cell.id, repeat, repeats).relative_to(self.run_dir.path)),
+                              repeat=repeat, repeats=repeats)
+        self.run_dir.append(record)
+        return record
+
+    def close(self):
+        pass
+
+
+def pytest_configure(config):
+    runner.Runner = FakeRunner
+'''
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2", "--dist", "loadgroup"]])
+def test_repeats_add_up_by_the_same_rule_as_the_table(tmp_path, xdist):
+    (tmp_path / "fake_runner.py").write_text(FAKE_RUNNER)
+    run_dir = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "fake_runner", "-rA",
+                        f"--matrix={DEFAULT_MATRIX}", "--kernels", "mainline-4.19", "--repeats", "3",
+                        "--run-dir", str(run_dir), *xdist],
+                       capture_output=True, text=True, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(CHECKOUT)])})
+    out = r.stdout
+    assert "1 failed" in out and "2 xfailed" in out and "1 error" in out, out + r.stderr
+    assert "FAILED" in out and "flaky 1/3 fail" in out               # flaky where a pass is expected
+    assert "vers=4.1/leases=off" in out and "boot: alice did not answer ssh (3/3 runs)" in out
+    from lab.results import RunDir
+    runs = RunDir(run_dir).runs()
+    assert len(runs) == 12 and {r.repeats for r in runs} == {3}
+    assert RunDir(run_dir).meta()["repeats"] == 3
+    junit = (run_dir / "junit.xml").read_text()
+    assert 'type="flaky"' in junit and 'type="pytest.xfail"' in junit
+    assert "⚠ flaky 2/3 fail" in (run_dir / "table.md").read_text()
+
+
+def test_a_resumed_cell_runs_only_the_repeats_it_lacks(tmp_path):
+    (tmp_path / "fake_runner.py").write_text(FAKE_RUNNER)
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "fake_runner", "-q",
+            f"--matrix={DEFAULT_MATRIX}", "--kernels", "mainline-4.19", "--run-dir", str(run_dir)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(CHECKOUT)])}
+    subprocess.run([*args, "--repeats", "1"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    from lab.results import RunDir
+    assert len(RunDir(run_dir).all_records()) == 4
+    r = subprocess.run([*args, "--repeats", "3"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    records = RunDir(run_dir).all_records()
+    # run 1 of every cell is kept; the error cell's run 1 had no kernel result, so it runs again
+    assert sorted((rec.cell_id.split("/", 1)[1], rec.repeat) for rec in records).count(("vers=4.0/leases=on", 1)) == 1
+    assert len(records) == 4 + 4 * 2 + 1, r.stdout

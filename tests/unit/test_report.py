@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from rich.console import Console
 
+from lab.aggregate import aggregate, cells_of
 from lab.outcome import Criteria, Observation, Read, Verdict, classify
 from lab.report import build_grid, category, cell_text, counts, render, render_terminal, timeline_text
 from lab.results import ResultRecord
@@ -76,7 +77,7 @@ def records():
 
 
 def test_categories_and_cell_texts(records):
-    by_id = {r.cell_id: r for r in records}
+    by_id = {c.cell_id: c for c in cells_of(records)}
     seed = by_id["centos7-3.10/vers=4.0/leases=on"]
     assert category(seed) == "expected-fail"
     assert cell_text(seed) == "✗ (expected) stale never recovers, ls clears"
@@ -88,8 +89,8 @@ def test_categories_and_cell_texts(records):
 
 
 def test_counts_keep_errors_and_skips_apart(records):
-    assert counts(records) == {"pass": 7, "expected-fail": 3, "regression": 1, "unexpected-pass": 1,
-                               "error": 1, "skip": 4, "total": 17}
+    assert counts(cells_of(records)) == {"pass": 7, "expected-fail": 3, "regression": 1, "unexpected-pass": 1,
+                                         "flaky": 0, "error": 1, "skip": 4, "total": 17}
 
 
 def test_grid_order_comes_from_meta_then_first_appearance(records):
@@ -97,6 +98,8 @@ def test_grid_order_comes_from_meta_then_first_appearance(records):
     assert grid.rows == META["kernels"]
     assert grid.columns == ["vers=4.0 leases=on", "vers=4.0 leases=off", "vers=4.1 leases=on", "vers=4.1 leases=off"]
     assert grid.get("mainline-4.19-fix", "vers=4.1 leases=on") is None  # not run
+    assert grid.get("debian-6.1", "vers=4.0 leases=on").runs == [r for r in records
+                                                                 if r.cell_id == "debian-6.1/vers=4.0/leases=on"]
     plain = build_grid(list(reversed(records)))
     assert plain.rows[0] == "ubuntu1604-4.4" and plain.columns[0] == "vers=4.1 leases=off"
 
@@ -116,8 +119,9 @@ def test_rendered_tables_match_golden_files(records, golden, fmt, name):
 def test_markdown_shape(records):
     text = render(records, "md", meta=META)
     lines = text.splitlines()
-    assert lines[2] == "| kernel | vers=4.0 leases=on | vers=4.0 leases=off | vers=4.1 leases=on | vers=4.1 leases=off |"
-    assert lines[4].startswith("| centos7-3.10 | ✗ (expected) stale never recovers, ls clears |")
+    assert lines[2].startswith("**Criterion:** pass: every read from 2s after the rename shows the new contents")
+    assert lines[4] == "| kernel | vers=4.0 leases=on | vers=4.0 leases=off | vers=4.1 leases=on | vers=4.1 leases=off |"
+    assert lines[6].startswith("| centos7-3.10 | ✗ (expected) stale never recovers, ls clears |")
     assert "| mainline-4.19-fix | ⚠ regression ✗ stale 5s→ESTALE 18s | ✓ new after 0s | — | — |" in lines
     assert "**Summary:** 7 pass · 3 expected fail · 1 regression · 1 unexpected pass · 1 error · 4 skip" in lines
     assert "- **★ unexpected pass**: expected to fail, passed" in lines
@@ -146,15 +150,21 @@ def test_json_structure(records):
 def test_junit_one_testcase_per_cell(records):
     root = ET.fromstring(render(records, "junit", title="nfslab", meta=META))
     suite = root.find("testsuite")
+    # as pytest reports them: regression and unexpected pass fail, expected failures are skipped (xfail)
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == \
-        ("17", "1", "1", "4")
+        ("17", "2", "1", "7")
     cases = {(c.get("classname"), c.get("name")): c for c in suite.iter("testcase")}
     assert len(cases) == 17
     regression = cases[("mainline-4.19-fix", "vers=4.0 leases=on")]
     assert regression.find("failure").get("message") == "✗ stale 5s→ESTALE 18s"
     xfail = cases[("centos7-3.10", "vers=4.0 leases=on")]
     assert xfail.find("failure") is None
-    assert "expected" in xfail.find("system-out").text
+    assert xfail.find("skipped").get("type") == "pytest.xfail"
+    assert xfail.find("skipped").get("message") == "expected failure: ✗ stale never recovers, ls clears"
+    xpass = cases[("debian-6.1-nofix", "vers=4.0 leases=on")].find("failure")
+    assert (xpass.get("type"), xpass.get("message")) == ("unexpected-pass",
+                                                         "[XPASS(strict)] ✓ new after 0s (expected: fail)")
+    assert suite.find("properties/property").get("name") == "criterion"
     assert cases[("debian-6.1-nofix", "vers=4.1 leases=on")].find("error") is not None
     assert cases[("ubuntu1604-4.4", "vers=4.0 leases=on")].find("skipped") is not None
 
@@ -167,6 +177,7 @@ def test_terminal_table(records):
     console.print(table)
     out = console.export_text()
     assert "⚠ regression" in out and "✗ (expected)" in out and "SKIP box generic/ubuntu1604" in out
+    assert "pass: every read from 2s after the rename" in out
 
 
 def test_unknown_format_is_refused(records):
@@ -182,7 +193,7 @@ def test_columns_follow_the_matrix_axes_whatever_the_stored_param_order():
                        worker="main", observation=None, logs="logs/k")
     grid = build_grid([rec], {"axes": {"vers": ["4.0"], "leases": ["on"]}, "kernels": ["k"]})
     assert grid.columns == ["vers=4.0 leases=on"]
-    assert grid.get("k", "vers=4.0 leases=on") is rec
+    assert grid.get("k", "vers=4.0 leases=on").runs == [rec]
 
 
 def test_captured_cells_show_their_nfs_operations(records):
@@ -202,3 +213,96 @@ def test_timeline_plot_has_one_bar_per_run_in_its_colour():
         assert f'fill="{KIND_COLOURS[kind]}"' in svg
     assert ">0</text>" in svg and ">30s</text>" in svg
     assert timeline_svg({"reads": []}) == ""
+
+
+# ---- cells of several runs -------------------------------------------------------------------------------------
+
+def repeated(kernel: str, vers: str, expected: str, *observations: Observation, leases: str = "on",
+             base: int = 0) -> list[ResultRecord]:
+    runs = []
+    for k, obs in enumerate(observations, 1):
+        r = make(kernel, vers, leases, expected, obs=obs, index=base + k)
+        r.repeat, r.repeats = k, len(observations)
+        r.logs += f"/run-{k}"
+        runs.append(r)
+    return runs
+
+
+ESTALE_RACE = Observation([Read(-0.5, "old"), Read(0.1, "new"), Read(0.7, "estale"), *reads(("new", 1.2, 10))])
+ESTALE_25 = Observation(reads(("old", -1, -0.5), ("estale", 0, 24.5), ("new", 25, 31)))
+ESTALE_24 = Observation(reads(("old", -1, -0.5), ("estale", 0, 23.5), ("new", 24, 30)))
+
+
+def repeated_records() -> list[ResultRecord]:
+    return (repeated("mainline-4.19-fix", "4.1", "pass", PASS, ESTALE_RACE, PASS)            # flaky, pass expected
+            + repeated("mainline-4.19", "4.0", "fail", PASS, SEED, SEED, base=10)            # flaky, fail expected
+            + repeated("debian-6.1", "4.1", "pass", ESTALE_25, ESTALE_24, ESTALE_25, base=20)  # consistent fail
+            + repeated("debian-6.1", "4.0", "pass", PASS, LATE_PASS, PASS, base=30))           # consistent pass
+
+
+def test_cells_of_several_runs_say_how_many_agreed():
+    by_id = {c.cell_id: c for c in cells_of(repeated_records())}
+    flaky = by_id["mainline-4.19-fix/vers=4.1/leases=on"]
+    assert category(flaky) == "flaky" and flaky.mismatch == "flaky"
+    assert cell_text(flaky) == ("⚠ flaky 1/3 fail · ✗ ESTALE 0.5s, only within the 2s race window · "
+                                "✓ new after 0s")
+    expected = by_id["mainline-4.19/vers=4.0/leases=on"]
+    assert category(expected) == "flaky" and expected.mismatch is None
+    assert cell_text(expected).endswith("(fail expected)")
+    assert cell_text(by_id["debian-6.1/vers=4.1/leases=on"]) == "⚠ regression ✗ 3/3 ESTALE 24.0–25.0s"
+    assert cell_text(by_id["debian-6.1/vers=4.0/leases=on"]) == "✓ 3/3 new after 0.0–1.0s"
+
+
+def test_a_table_of_repeated_runs(golden):
+    meta = {"kernels": ["mainline-4.19", "mainline-4.19-fix", "debian-6.1"], "axes": {"vers": ["4.0", "4.1"],
+            "leases": ["on"]}, "experiment": {"pass_within": 2.0, "repeats": 3}}
+    records = repeated_records()
+    golden.check("table-repeats.md", render(records, "md", meta=meta))
+    text = render(records, "md", meta=meta)
+    assert "3 runs per cell" in text and "2 flaky" in text
+    html = render(records, "html", meta=meta)
+    assert html.count("<strong>run 2/3</strong>") == 4
+    assert '<a href="logs/debian-6.1__vers=4.1__leases=on/run-3/">logs</a>' in html
+    document = json.loads(render(records, "json", meta=meta))
+    assert len(document["cells"]) == 4 and len(document["records"]) == 12
+    cell = next(c for c in document["cells"] if c["cell_id"] == "debian-6.1/vers=4.1/leases=on")
+    assert cell["spread"]["estale_for"] == [24.0, 25.0] and cell["category"] == "regression"
+
+
+def test_junit_reports_flaky_cells_as_pytest_does():
+    root = ET.fromstring(render(repeated_records(), "junit"))
+    cases = {(c.get("classname"), c.get("name")): c for c in root.iter("testcase")}
+    flaky = cases[("mainline-4.19-fix", "vers=4.1 leases=on")].find("failure")
+    assert flaky.get("type") == "flaky" and flaky.get("message").startswith("flaky 1/3 fail")
+    assert "run 2/3: " in flaky.text
+    xfail = cases[("mainline-4.19", "vers=4.0 leases=on")].find("skipped")
+    assert xfail.get("type") == "pytest.xfail" and xfail.get("message").startswith("expected failure: flaky 2/3 fail")
+    suite = root.find("testsuite")
+    assert (suite.get("failures"), suite.get("skipped"), suite.get("errors")) == ("2", "1", "0")
+
+
+def test_fail_on_names_the_categories_present():
+    from lab.report import fail_on_hits
+    cells = cells_of(fixed_records())
+    assert fail_on_hits(cells, {"regression", "unexpected-pass", "flaky", "error"}) == \
+        {"regression": 1, "unexpected-pass": 1, "error": 1}
+    assert fail_on_hits(cells, set()) == {}
+    assert fail_on_hits(cells_of(repeated_records()), {"flaky"}) == {"flaky": 2}
+
+
+def test_the_terminal_never_parses_record_text_as_markup():
+    bad = make("k", "4.0", "on", "pass", verdict=Verdict.error("mount", "[bold red]boom[/] [link=x]"))
+    console = Console(width=300, record=True, color_system=None)
+    console.print(render_terminal([bad]))
+    assert "[bold red]boom[/] [link=x]" in console.export_text()
+
+
+def test_conditions_show_the_ages_achieved_and_the_cache_timeouts():
+    from lab.report import conditions_text
+    meta = {"ages": {"dir_touched_before_change_s": 5.12, "dir_attrs_fetched_before_change_s": 2.09},
+            "mounts": {"alice": {"cache": {"acregmin": 3, "acregmax": 60, "acdirmin": 30, "acdirmax": 60,
+                                           "lookupcache": "all"}}}}
+    assert conditions_text({"meta": meta}) == ("dir changed 5.1s, alice fetched its attributes 2.1s before the "
+                                               "change · alice: acdirmin=30 acdirmax=60 acregmin=3 acregmax=60 "
+                                               "lookupcache=all")
+    assert conditions_text({"meta": {}}) == "" and conditions_text(None) == ""

@@ -132,3 +132,59 @@ def test_meta_keeps_the_matrix_axis_order(tmp_path):
     run.write_meta({"axes": {"vers": ["4.0", "4.1"], "leases": ["on", "off"]}, "kernels": ["b", "a"]})
     assert list(run.meta()["axes"]) == ["vers", "leases"]
     assert run.meta()["kernels"] == ["b", "a"]
+
+
+# ---- repeats: one record per run of a cell --------------------------------------------------------------------
+
+def run_record(cell_id: str, repeat: int, repeats: int, status: str = "pass",
+               started: str = "2026-11-23T10:45:00+00:00") -> ResultRecord:
+    r = record(cell_id, status=status, started=started)
+    r.repeat, r.repeats = repeat, repeats
+    return r
+
+
+def test_a_record_without_repeat_fields_is_run_1_of_1():
+    line = json.loads(record("a/vers=4.0").to_json())
+    del line["repeat"], line["repeats"]
+    old = ResultRecord.from_json(json.dumps(line))
+    assert (old.repeat, old.repeats) == (1, 1)
+    again = run_record("a/vers=4.0", 2, 3)
+    assert ResultRecord.from_json(again.to_json()) == again
+
+
+def test_runs_keep_every_repeat_and_the_latest_of_each(tmp_path):
+    run = RunDir.create(tmp_path, "r1")
+    run.append(run_record("a/vers=4.0", 1, 3, "pass", "2026-11-23T10:00:00+00:00"))
+    run.append(run_record("a/vers=4.0", 2, 3, "error", "2026-11-23T10:01:00+00:00"))
+    run.append(run_record("a/vers=4.0", 3, 3, "fail", "2026-11-23T10:02:00+00:00"))
+    run.append(run_record("a/vers=4.0", 2, 3, "pass", "2026-11-23T10:03:00+00:00"), worker="gw1")  # resumed
+    assert [(r.repeat, r.status) for r in run.runs()] == [(1, "pass"), (3, "fail"), (2, "pass")]
+    assert len(run.records()) == 1
+
+
+def test_resume_counts_a_cell_done_only_when_all_its_repeats_have_a_kernel_result(tmp_path):
+    run = RunDir.create(tmp_path, "r1")
+    run.append(run_record("a/vers=4.0", 1, 3, "pass"))
+    run.append(run_record("a/vers=4.0", 2, 3, "error"))
+    run.append(run_record("a/vers=4.0", 3, 3, "fail"))
+    run.append(run_record("b/vers=4.0", 1, 3, "skip"))
+    run.append(run_record("b/vers=4.0", 2, 3, "skip"))
+    run.append(run_record("b/vers=4.0", 3, 3, "skip"))
+    run.append(record("c/vers=4.0"))                                  # an old run with one repeat
+    assert run.finished_cells(repeats=3) == {"b/vers=4.0"}
+    assert run.finished_cells(repeats=1) == {"a/vers=4.0", "b/vers=4.0", "c/vers=4.0"}
+    assert ("a/vers=4.0", 2) not in run.finished_runs() and ("a/vers=4.0", 3) in run.finished_runs()
+
+
+def test_merge_keeps_every_repeat(tmp_path):
+    shard = RunDir.create(tmp_path, "shard")
+    for k in (1, 2, 3):
+        shard.append(run_record("a/vers=4.0", k, 3, "pass", f"2026-11-23T10:0{k}:00+00:00"))
+    merged = merge(tmp_path / "merged", [shard.path])
+    assert sorted(r.repeat for r in merged.runs()) == [1, 2, 3]
+
+
+def test_each_run_of_several_has_its_own_log_directory(tmp_path):
+    run = RunDir.create(tmp_path, "r1")
+    assert run.log_dir("a/vers=4.0") == run.path / "logs" / "a__vers=4.0"
+    assert run.log_dir("a/vers=4.0", 2, 3) == run.path / "logs" / "a__vers=4.0" / "run-2"

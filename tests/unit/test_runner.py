@@ -83,3 +83,43 @@ def test_a_session_that_booted_nothing_leaves_the_host_alone(tmp_path):
                        capture_output=True, text=True, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert not (tmp_path / "home" / "state").exists()      # nothing was registered, created or cleaned
+
+
+def test_a_cell_runs_repeats_times_each_with_its_record_and_log_directory(runner, monkeypatch):
+    def unavailable(kernel, *args, **kw):
+        raise KernelUnavailable("box centos/7 not found locally")
+    monkeypatch.setattr(kernels, "resolve", unavailable)
+    cell = runner.matrix.cells(["centos7-3.10"])[0]
+    records = [runner.run_cell(cell, k, 3) for k in (1, 2, 3)]
+    assert [(r.repeat, r.repeats) for r in records] == [(1, 3), (2, 3), (3, 3)]
+    assert records[1].logs.endswith("centos7-3.10__vers=4.0__leases=on/run-2")
+    assert len(runner.run_dir.runs()) == 3 and len(runner.run_dir.records()) == 1
+
+
+def test_resume_runs_only_missing_repeats_cell_by_cell():
+    from lab.runner import runs_to_do
+    from lab.spec import Cell
+    a, b = Cell("k", {"vers": "4.0"}), Cell("k", {"vers": "4.1"})
+    done = {("k/vers=4.0", 1), ("k/vers=4.0", 3), ("k/vers=4.1", 1)}
+    assert [(c.id, k) for c, k in runs_to_do([a, b], 3, done)] == [("k/vers=4.0", 2), ("k/vers=4.1", 2),
+                                                                   ("k/vers=4.1", 3)]
+    assert runs_to_do([a, b], 1, done) == []
+
+
+def test_lab_run_exit_code_follows_the_cells():
+    from lab.aggregate import cells_of
+    from lab.cli import run_exit_code
+    from lab.outcome import Verdict
+    from lab.results import ResultRecord
+
+    def rec(cell, status, expected, k=1, n=1):
+        v = {"pass": Verdict("pass", first_new_after=0.5), "fail": Verdict("fail", reason="estale"),
+             "error": Verdict.error("boot", "x")}[status]
+        return ResultRecord(run_id="r", cell_id=cell, kernel=cell.split("/")[0], params={}, verdict=v.to_dict(),
+                            expected=expected, started=f"2026-11-23T10:00:0{k}+00:00", duration_s=1.0,
+                            worker="main", observation=None, logs="", repeat=k, repeats=n)
+    assert run_exit_code(cells_of([rec("a/x", "pass", "pass"), rec("b/x", "fail", "fail")])) == 0
+    assert run_exit_code(cells_of([rec("a/x", "pass", "pass", 1, 2), rec("a/x", "fail", "pass", 2, 2)])) == 1
+    assert run_exit_code(cells_of([rec("a/x", "pass", "fail", 1, 2), rec("a/x", "fail", "fail", 2, 2)])) == 0
+    assert run_exit_code(cells_of([rec("a/x", "error", "pass")])) == 3
+    assert run_exit_code(cells_of([rec("a/x", "error", "pass", 1, 2), rec("a/x", "pass", "pass", 2, 2)])) == 0
