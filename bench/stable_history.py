@@ -20,6 +20,11 @@ What 4.19.64 also changed in fs/nfs and this history leaves out: "NFS: Cleanup i
 (fs/nfs/client.c, mount-time client matching). It needs "NFS: make nfs_match_client killable" (950a578c6128) and
 its follow-up fix from earlier 4.19.y releases, which are not in 4.19.1; none of them is on the lookup or open path.
 
+A reading of the diffs, not a measurement (the bisect is the measurement): c7944ebb drops nfs4_lookup_revalidate()'s
+`if (NFS_SB(dentry->d_sb)->caps & NFS_CAP_ATOMIC_OPEN_V1) goto no_open;`, so on vers=4.1 a cached name is trusted
+for an open as long as its directory's cached attributes say it did not change, and the open goes by file handle:
+the shape of the 4.1 windows, which end with the first LOOKUP, when the directory's cached attributes expire.
+
 Authors and author dates are the upstream ones, the committer is nfslab bench on 4.19.64's release date: the
 commit ids are the same on every machine, and so are the build caches keyed by them.
 
