@@ -8,9 +8,9 @@ The figures, in seconds after bob's rename, from the Verdict's fields (lab/outco
 - `window`: how long the client served old data or ESTALE: stale + estale. The timelines seen so far show a
   stale phase from the rename on and an ESTALE phase after it or instead of it, so the sum is about when the bad
   phases ended: within one read interval, since stale ends at the last old read and estale at the read after its
-  last one. A client that did not recover within the observation (the verdict's `recovered` is false: the timeline
-  did not end on `settle` seconds of new data) has an infinite window, longer than any bound one can write. Other
-  read errors are not part of the window; they fail the strict verdict as before.
+  last one. A client that did not recover within the observation (the timeline ended on old data, ESTALE or an
+  error: the verdict's `recovered` is false and `ended_in` is not `new`) has an infinite window, longer than any
+  bound one can write. Other read errors are not part of the window; they fail the strict verdict as before.
 
 An expression compares figures with durations: `window > 5s`, `estale >= 500ms and first_new > 2s`,
 `stale > 1s or estale > 1s`. The operators are > >= < <=; `and` binds tighter than `or`; durations are written as
@@ -40,7 +40,11 @@ def _first_new(v: Verdict) -> float:
 
 
 def _window(v: Verdict) -> float:
-    return float(v.stale_for) + float(v.estale_for) if v.recovered else NEVER
+    # `recovered` also asks for `settle` seconds of new data at the end: a timeline cut short after its bad phase
+    # ended is not "never"; one that ended on a bad read (or an old record without ended_in) is
+    if not v.recovered and v.ended_in != "new":
+        return NEVER
+    return float(v.stale_for) + float(v.estale_for)
 
 
 #: name → how to read it from a verdict (seconds), in the order they are listed to a user

@@ -106,6 +106,15 @@ def test_window_over_5s_on_each_timeline(verdict, strict, with_predicate):
     assert parse("window > 5s").status(verdict) == with_predicate
 
 
+def test_a_timeline_cut_short_after_its_window_closed_is_not_never():
+    """`recovered` wants `settle` seconds of new data at the end; a window that did end is measured anyway."""
+    cut = judged(("old", -2, -0.5), ("estale", 0, 20), ("new", 20.5, 23))
+    assert (cut.recovered, cut.ended_in) == (False, "new")
+    assert figures(cut)["window"] == pytest.approx(20.5)
+    old_record = Verdict.from_dict({**NEVER.to_dict(), "ended_in": ""})     # before verdicts had ended_in
+    assert math.isinf(figures(old_record)["window"])
+
+
 def test_a_window_that_never_closes_is_longer_than_any_bound():
     assert parse("window > 1000000s").holds(NEVER)
     assert not parse("window < 60s").holds(NEVER)
