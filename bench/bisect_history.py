@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Make a git history of Linux 4.19.1 in which exactly one commit is the fix be189f7e, for bench/bisect_real.sh.
 
-The base commit is the pruned 4.19.1 tree from ../shared/kernels/ (tag `base`). Ten commits follow (tag `tip`):
-nine harmless ones that only reword comments or text (fs/nfs, net/sunrpc, README, MAINTAINERS; same line count, so
-the code and the build stay the same) and, as the 7th, kernels/patches/be189f7e-4.19.patch as "NFS: Fix dentry
-revalidation on NFSv4 lookup". The 7th of 10 is not the middle: a search that only ever looks at the middle does not
-find it by luck. Authors and dates are fixed, so the commit ids are the same on every machine, and so are the
-build caches keyed by them.
+The base commit is the 4.19.1 tree of lab/data/kernels/mainline-4.19.yaml, found as the lab finds it (a mirror, the
+kernel cache, or kernel.org; the pruned tarball where it is the one there), or --tarball (tag `base`; see
+bench/kernel_history.py). Ten commits follow (tag `tip`): nine harmless ones that only reword comments or text
+(fs/nfs, net/sunrpc, README, MAINTAINERS; same line count, so the code and the build stay the same) and, as the 7th,
+lab/data/kernels/patches/be189f7e-4.19.patch as "NFS: Fix dentry revalidation on NFSv4 lookup". The 7th of 10 is
+not the middle: a search that only ever looks at the middle does not find it by luck. Authors and dates are fixed,
+so the commit ids are the same on every machine, and so are the build caches keyed by them (for the same base
+tree).
 
     bench/bisect_history.py [DEST] [--force] [--tarball T]   (default DEST: /var/lib/nfslab/bisect/linux-4.19-history)
 
@@ -19,13 +21,14 @@ import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):                       # run as a script: python3 bench/bisect_history.py
+if __package__ in (None, ""):                       # run as a script: python bench/bisect_history.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import kernel_history as history         # noqa: E402
-from bench.kernel_history import BENCH, PROJECT     # noqa: E402
+from bench.kernel_history import BENCH              # noqa: E402
+from lab.paths import KERNELS                       # noqa: E402
 
-PATCH = PROJECT / "kernels/patches/be189f7e-4.19.patch"
+PATCH = KERNELS / "patches/be189f7e-4.19.patch"
 DEFAULT_DEST = history.HISTORIES / "linux-4.19-history"
 FIX_AUTHOR = ("Trond Myklebust", "trond.myklebust@hammerspace.com")
 FIX_SUBJECT = "NFS: Fix dentry revalidation on NFSv4 lookup"
@@ -103,13 +106,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dest", nargs="?", type=Path, default=DEFAULT_DEST)
     parser.add_argument("--force", action="store_true", help="remove DEST and make the history again")
-    parser.add_argument("--tarball", type=Path, default=history.TARBALL,
-                        help=f"the pruned 4.19.1 tree (default: {history.TARBALL})")
+    parser.add_argument("--tarball", type=Path, help=history.TARBALL_HELP)
     args = parser.parse_args()
     dest = args.dest.resolve()
     if not history.reusable(dest, args.force, "bisect_history"):
-        history.require("bisect_history", args.tarball, PATCH)
-        make(dest, args.tarball)
+        history.require("bisect_history", PATCH)
+        make(dest, history.find_tarball("bisect_history", args.tarball))
     print(summary(dest))
     return 0
 

@@ -20,8 +20,10 @@ repo=${1:-/var/lib/nfslab/bisect/linux-4.19-history}
 report=${2:-runs/bisect-real-$(date -u +%Y%m%d-%H%M%S)}
 lab=.venv/bin/lab
 [ -x "$lab" ] || lab="python3 -m lab"
+py=.venv/bin/python
+[ -x "$py" ] || py=python3
 
-python3 bench/bisect_history.py "$repo"
+$py bench/bisect_history.py "$repo"   # the 4.19.1 tree as `lab run` finds it: NFSLAB_MIRROR, the cache, kernel.org
 expected=$(git -C "$repo" log --format=%H --grep="NFS: Fix dentry revalidation on NFSv4 lookup" base..tip)
 
 started=$(date +%s)

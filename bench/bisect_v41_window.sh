@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Issue 17 on real VMs: which NFS commit of 4.19.64 opened the ~25 s vers=4.1 window, and does reverting it close it?
 #
-#   bench/bisect_v41_window.sh [REPO] [REPORT_DIR]        (TARBALL=… for a pruned 4.19.1 tree elsewhere)
+#   bench/bisect_v41_window.sh [REPO] [REPORT_DIR]        (TARBALL=… for a 4.19.1 tarball to use as it is)
 #
 # 1. bench/stable_history.py makes (or reuses) REPO: 4.19.1 (tag base) + be189f7e, 5ceb9d7f, c7944ebb (4.19.64's,
-#    tag v4.19.64-nfs) + 42f72cf3 (tag tip), one commit each with its upstream author and id.
+#    tag v4.19.64-nfs) + 42f72cf3 (tag tip), one commit each with its upstream author and id. 4.19.1 is
+#    mainline-4.19's tree, found as the lab finds it: the NFSLAB_MIRROR directories, `mirror:` in
+#    $NFSLAB_HOME/config.yaml, the kernel cache, else kernel.org (lab/tarballs.py).
 # 2. `lab bisect git --bad-if "window > 5s"` over base..tip: each step builds the commit (mainline-4.19's config,
 #    full scope, ccache), boots server + alice + bob on it and runs mainline-4.19/vers=4.1/leases=on 3 times. A run
 #    is bad when old data or ESTALE lasted more than 5 s after the rename, or never ended (lab/predicate.py), and
@@ -13,14 +15,17 @@
 # 3. KernelCI's revert check. The culprit is reverted on tip (`git revert --no-commit` in a scratch work tree of
 #    REPO; if a later commit touches the same lines, again with -X theirs, which keeps the culprit's parent's text
 #    there) and the diff written to /var/lib/nfslab/bisect/revert-culprit-4.19.64.patch, the patch of
-#    kernels/stable-4.19.64-tip-revert.yaml. Then
-#    a. `lab bisect versions` over (tip-revert, tip) with the same predicate: two candidates leave nothing to
-#       search, so it only confirms: tip must be bad in 3 of 3 runs and tip minus the culprit good in 3 of 3;
+#    matrices/kernels/stable-4.19.64-tip-revert.yaml. Then
+#    a. `lab bisect versions` over (tip-revert, tip) with the same predicate, on matrices/v41-window-revert.yaml
+#       (the matrix whose kernels/ has both specs): two candidates leave nothing to search, so it only confirms:
+#       tip must be bad in 3 of 3 runs and tip minus the culprit good in 3 of 3;
 #    b. `lab run --matrix matrices/v41-window-revert.yaml`: both kernels' table at vers=4.1, leases on and off.
 # It prints the culprit, the revert check and the wall time, and exits 0 only when the bisect confirmed a culprit
 # and the revert check confirmed it again.
 #
-# Needs root, `lab setup` (./quickstart.sh --setup-only) and the pruned 4.19.1 tarball (../shared/kernels/).
+# Needs root, `lab setup` (./quickstart.sh --setup-only) and a 4.19.1 tarball the lab can find. This machine cannot
+# reach kernel.org: its pruned tarball is in ../shared/kernels/ beside the checkout, which this script puts first in
+# NFSLAB_MIRROR when it is there (as .ci/run does); elsewhere, set NFSLAB_MIRROR=<dir with the tarball> or TARBALL=.
 # Expected on this 2-core TCG machine: the history ~15 s; 4 commits to search, so at most ceil(log2 4)+1 = 3 search
 # steps + 2 confirmation steps, each a build (the first cold ~4 min, then ~0.5-1 min with ccache), a boot
 # (~1-1.5 min) and 3 runs (~1 min for a short window, ~4 min for a long one: alice reads until 5 s of new data or
@@ -30,13 +35,19 @@ cd "$(dirname "$0")/.."
 repo=${1:-/var/lib/nfslab/bisect/linux-4.19-stable}
 report=${2:-runs/bisect-v41-window-$(date -u +%Y%m%d-%H%M%S)}
 predicate="window > 5s"
-revert_patch=/var/lib/nfslab/bisect/revert-culprit-4.19.64.patch   # kernels/stable-4.19.64-tip-revert.yaml's
+revert_patch=/var/lib/nfslab/bisect/revert-culprit-4.19.64.patch   # matrices/kernels/stable-4.19.64-tip-revert.yaml's
 lab=.venv/bin/lab
 [ -x "$lab" ] || lab="python3 -m lab"
+py=.venv/bin/python                   # the history scripts import lab (lab/tarballs.py finds the 4.19.1 tree)
+[ -x "$py" ] || py=python3
+if [ -d ../shared/kernels ]; then
+  NFSLAB_MIRROR="$(realpath ../shared/kernels)${NFSLAB_MIRROR:+:$NFSLAB_MIRROR}"
+  export NFSLAB_MIRROR
+fi
 json() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2]) or "")' "$@" 2>/dev/null \
          || true; }
 
-python3 bench/stable_history.py "$repo" ${TARBALL:+--tarball "$TARBALL"}
+$py bench/stable_history.py "$repo" ${TARBALL:+--tarball "$TARBALL"}
 repo=$(cd "$repo" && pwd)
 export NFSLAB_LINUX_TREE="$repo"      # the stable-4.19.64-* specs build commits of this history
 mkdir -p "$report"
@@ -94,7 +105,8 @@ if [ "$how" != cleanly ] && [ "$parent_same" != "equal to" ]; then
 fi
 
 set +e
-$lab bisect versions --cell vers=4.1/leases=on --good stable-4.19.64-tip-revert --bad stable-4.19.64-4-42f72cf3 \
+$lab bisect versions --matrix matrices/v41-window-revert.yaml --cell vers=4.1/leases=on \
+  --good stable-4.19.64-tip-revert --bad stable-4.19.64-4-42f72cf3 \
   --kernels stable-4.19.64-tip-revert,stable-4.19.64-4-42f72cf3 --bad-if "$predicate" --repeat 3 \
   --report "$report/revert-check"
 revert_rc=$?

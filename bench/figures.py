@@ -11,8 +11,8 @@ import statistics
 from dataclasses import dataclass, field
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 NONE = "—"
 UNITS = {"s": "s", "MiB": "MiB", "x": "×", "": ""}
@@ -162,13 +162,14 @@ HEADERS = ("figure", "measured", "goal", "baseline", "ratio", "met?")
 
 
 def table(figures: list[Figure], title: str = "nfslab benchmark") -> Table:
-    t = Table(title=title, show_lines=False)
+    """Every cell a `Text`: figure names and error messages are shown as they are, never read as markup."""
+    t = Table(title=Text(title, style="table.title"), show_lines=False)
     for h in HEADERS:
         t.add_column(h, justify="right" if h in ("measured", "ratio") else "left",
                      overflow="fold")
     for f, row in zip(figures, rows(figures)):
         style = {True: "green", False: "red", None: ""}[f.met]
-        t.add_row(*[escape(c) for c in row[:-1]], f"[{style}]{row[-1]}[/]" if style else row[-1])
+        t.add_row(*[Text(c) for c in row[:-1]], Text(row[-1], style=style))
     return t
 
 

@@ -43,19 +43,19 @@ from pathlib import Path
 if __package__ in (None, ""):                       # run as a script: python bench/lab_bench.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rich.markup import escape                       # noqa: E402
+from rich.text import Text                           # noqa: E402
 
 from bench import figures as F                      # noqa: E402
 from bench import stock_box                         # noqa: E402
-from lab.paths import PROJECT, LabHome               # noqa: E402
+from lab.paths import DEFAULT_MATRIX, KERNELS, LabHome  # noqa: E402
 
 PARTS = ("kvm", "build", "up", "reset", "cell", "reuse", "memory")
 VM_PARTS = ("up", "reset", "cell", "reuse", "memory")
 KERNEL = "debian-6.1"
 #: debian-6.1 passes with vers=4.0 (vers=4.1 shows ESTALE for ~25 s there: README, Findings)
 CELL_AXES = {"vers": ["4.0"], "leases": ["on", "off"]}
-NOFIX = PROJECT / "kernels" / "debian-6.1-nofix.yaml"
-MAINLINE = PROJECT / "kernels" / "mainline-4.19.yaml"
+NOFIX = KERNELS / "debian-6.1-nofix.yaml"
+MAINLINE = KERNELS / "mainline-4.19.yaml"
 #: the file the 4.19 rebuild edits (a comment line appended): what a developer changes in fs/nfs
 EDITED = "fs/nfs/dir.c"
 EDIT_MARK = "/* nfslab bench edit"
@@ -156,7 +156,7 @@ def strip_marks(text: str) -> str:
 def bench_matrix(axes: dict[str, list[str]] = CELL_AXES):
     """The default matrix's experiment and timeouts, narrowed to debian-6.1's passing cells."""
     from lab import spec
-    m = spec.load_matrix(PROJECT / "matrix.yaml")
+    m = spec.load_matrix(DEFAULT_MATRIX)
     return dataclasses.replace(m, kernels=[m.kernel(KERNEL)], axes=dict(axes))
 
 
@@ -317,10 +317,10 @@ class Bench:
 
     # ---- output ----
     def say(self, msg: str, style: str = "") -> None:
-        """A progress line with the time since the start; `msg` is plain text (lab messages hold brackets)."""
-        text = escape(msg)
-        self.console.log(f"[dim]{time.monotonic() - self.started:6.0f}s[/] " + (f"[{style}]{text}[/]" if style
-                                                                                 else text), highlight=False)
+        """A progress line with the time since the start; `msg` is plain text (lab messages hold brackets), shown
+        as it is."""
+        self.console.log(Text.assemble((f"{time.monotonic() - self.started:6.0f}s ", "dim"), (msg, style)),
+                         highlight=False)
 
     def add(self, *figs: F.Figure) -> None:
         for f in figs:
@@ -536,7 +536,7 @@ class Bench:
             self.say("build: unpacking the 4.19 tree for the benchmark (once)")
             shutil.rmtree(tree, ignore_errors=True)
             tree.parent.mkdir(parents=True, exist_ok=True)
-            kernels.unpack_tree(kernels.linux_tree(k), None, tree, home.root / "trees" / "unpack.log")
+            kernels.unpack_tree(kernels.linux_tree(k, home), None, tree, home.root / "trees" / "unpack.log")
             stamp.write_text(str(edited.stat().st_mtime_ns))
         ccache_was_empty = not any((home.root / "ccache").glob("*/*")) if (home.root / "ccache").exists() else True
 
@@ -937,7 +937,8 @@ def main(argv: list[str] | None = None) -> int:
     out.print(F.table(bench.figures, title=f"nfslab benchmark {bench.run_id} ({result['wall_s'] / 60:.0f} min)"))
     for line in F.notes(bench.figures):
         out.print(line, highlight=False, markup=False)
-    out.print(f"results: {bench.out / 'bench.json'}" + (f", {args.json}" if args.json else ""), highlight=False)
+    out.print(f"results: {bench.out / 'bench.json'}" + (f", {args.json}" if args.json else ""), highlight=False,
+              markup=False)
     if interrupted:
         return 130
     if any(f.error for f in bench.figures):

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lab.cleanup import release  # noqa: E402
-from lab.paths import PROJECT  # noqa: E402
+from lab.paths import DEFAULT_MATRIX  # noqa: E402
 from lab.results import RunDir  # noqa: E402
 from lab.runner import Runner  # noqa: E402
 from lab.spec import Cell, load_matrix  # noqa: E402
@@ -46,7 +46,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cell", default="debian-6.1/vers=4.1/leases=on")
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--matrix", type=Path, default=PROJECT / "matrix.yaml")
+    parser.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX)
     parser.add_argument("--out", type=Path, default=Path("runs"))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

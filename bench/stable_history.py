@@ -2,7 +2,8 @@
 """Make a git history of Linux 4.19.1 plus the NFS client commits that 4.19.64 backported, one commit each, for
 bench/bisect_v41_window.sh: which of them opened the ~25 s vers=4.1 window (issue 17)?
 
-The base commit is the pruned 4.19.1 tree from ../shared/kernels/ (tag `base`, as in bench/bisect_history.py).
+The base commit is 4.19.1, found as bench/bisect_history.py finds it (mainline-4.19's tree: a mirror, the kernel
+cache or kernel.org, or --tarball; bench/kernel_history.py) (tag `base`).
 The patches are the texts in bench/stable-4.19.64/ (committed, never downloaded), applied in upstream order, each
 committed with its upstream subject, author and author date and the stable-style line `commit <sha> upstream.`:
 
@@ -41,7 +42,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):                       # run as a script: python3 bench/stable_history.py
+if __package__ in (None, ""):                       # run as a script: python bench/stable_history.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import kernel_history as history         # noqa: E402
@@ -69,7 +70,7 @@ class Patch:
 PATCHES = [
     # be189f7e7f03, [PATCH 4.19 03/32]. No change. All three hunks (can_open_cached(), nfs4_try_open_cached(),
     # nfs4_open_prepare()) apply 6 lines earlier than the mail's numbers: 4.19.2-4.19.63 added 6 lines above them
-    # to fs/nfs/nfs4proc.c, none inside their context. The diff's lines equal kernels/patches/be189f7e-4.19.patch
+    # to fs/nfs/nfs4proc.c, none inside their context. The diff's lines equal be189f7e-4.19.patch of lab/data/kernels/
     # (that file only has 4.19.1's line numbers, no function names in its @@ lines, and its own header).
     # Author date: not in the mail; the series' date (that of 5ceb9d7fdaaf, its child upstream) is used.
     Patch("0001-NFS-Fix-dentry-revalidation-on-NFSv4-lookup.patch", "up-be189f7e"),
@@ -151,13 +152,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dest", nargs="?", type=Path, default=DEFAULT_DEST)
     parser.add_argument("--force", action="store_true", help="remove DEST and make the history again")
-    parser.add_argument("--tarball", type=Path, default=history.TARBALL,
-                        help=f"the pruned 4.19.1 tree (default: {history.TARBALL})")
+    parser.add_argument("--tarball", type=Path, help=history.TARBALL_HELP)
     args = parser.parse_args()
     dest = args.dest.resolve()
     if not history.reusable(dest, args.force, "stable_history"):
-        history.require("stable_history", args.tarball, *(SERIES / p.file for p in PATCHES))
-        make(dest, args.tarball)
+        history.require("stable_history", *(SERIES / p.file for p in PATCHES))
+        make(dest, history.find_tarball("stable_history", args.tarball))
     print(summary(dest))
     return 0
 

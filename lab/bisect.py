@@ -397,10 +397,10 @@ class Report:
         if candidate is None:
             return "-"
         title = self.titles.get(candidate)
-        return f"`{_short(candidate)}` {title}" if title else f"`{_short(candidate)}`"
+        return f"`{short_name(candidate)}` {title}" if title else f"`{short_name(candidate)}`"
 
 
-def _short(candidate: str) -> str:
+def short_name(candidate: str) -> str:
     """Commits by 12 hex digits, kernel names as they are."""
     if len(candidate) == 40 and all(c in "0123456789abcdef" for c in candidate):
         return candidate[:12]
@@ -448,7 +448,7 @@ def _answer(report: Report) -> str:
     text = f"first {t.new}: {report.name(b.culprit)}, after {report.name(b.parent)}"
     if b.confirmed:
         return text + f" — **confirmed**: it was {t.new} and its parent {t.old} in every rerun."
-    rerun = "; ".join(f"{_short(s.candidate)}: {s.term} ({s.tally})" for s in b.confirm_steps)
+    rerun = "; ".join(f"{short_name(s.candidate)}: {s.term} ({s.tally})" for s in b.confirm_steps)
     return text + f" — **not confirmed** ({rerun or 'not rerun'})."
 
 

@@ -1,7 +1,7 @@
 """The lab's Vagrant box: Debian bookworm from debootstrap, booting without systemd, cached by a hash of its inputs.
 
 Vagrant Cloud is unreachable here, and a stock systemd box needs ~2 min to bring 3 VMs up under TCG; this box
-(busybox init → sshd before DHCP, no udev, tiny initramfs) needs ~25 s (shared/recipes/fast-box/REPORT.md).
+(busybox init → sshd before DHCP, no udev, tiny initramfs) needs ~25 s (docs/performance.md has the figures).
 The box carries no kernel of its own in its metadata: the topology boots a kernel *file* directly (libvirt
 kernel/initrd/cmdline), so changing the kernel under test never rebuilds an image.
 
@@ -60,9 +60,10 @@ def ensure_ssh_key(home: LabHome) -> Path:
 
 
 def mirror() -> str:
-    """The Debian mirror the host's apt already uses (only Debian's registry is reachable here)."""
-    if os.environ.get("NFSLAB_MIRROR"):
-        return os.environ["NFSLAB_MIRROR"]
+    """The Debian mirror the host's apt already uses (only Debian's registry is reachable here), unless
+    NFSLAB_DEBIAN_MIRROR names another (NFSLAB_MIRROR is the kernel tarballs' mirror: lab/tarballs.py)."""
+    if os.environ.get("NFSLAB_DEBIAN_MIRROR"):
+        return os.environ["NFSLAB_DEBIAN_MIRROR"]
     for src in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
         for line in src.read_text().splitlines():
             if line.startswith("URIs:") and "security" not in line:

@@ -2,11 +2,16 @@
 one-line message with exit code 2 (bad input, host not ready) instead of a traceback.
 
 Exit codes of `lab run`: 0 every cell as history expects; 1 a kernel result contradicts kernels/*.yaml
-(regression or unexpected pass); 3 lab errors (no kernel result for some cells); 2 bad input; 130 interrupted.
+(regression or unexpected pass); 3 lab errors (no kernel result for some cells); 2 bad input; 130 interrupted;
+70 (any command) an internal error, a bug: one line, the traceback in a file (lab/crash.py).
+
+Progress goes to the `lab` logger (lab/log.py), results to stdout through `out`; neither reads rich markup, because
+what they print holds paths, command output and names the lab does not control.
 """
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -17,8 +22,10 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from . import crash
 from .errors import HostNotReady, LabError
-from .paths import PROJECT, LabHome
+from .log import log
+from .paths import DEFAULT_MATRIX, LabHome
 from .spec import SpecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -26,12 +33,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                        "serve stale data after a rename-over (the be189f7e7f03 bug).")
 box_app = typer.Typer(no_args_is_help=True, help="The lab's Vagrant box.")
 app.add_typer(box_app, name="box")
-console = Console(stderr=True, soft_wrap=True)   # progress lines stay whole in logs and CI output
-out = Console(width=None if sys.stdout.isatty() else 200)   # a logged table keeps its cells whole
-
-APT_PACKAGES = ("vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils debootstrap "
-                "openssh-client dnsmasq-base iptables ebtables busybox-static e2fsprogs cpio kmod iproute2 xz-utils "
-                "zstd tshark").split()
+# a logged table keeps its cells whole; markup and emoji codes off: printed text is never parsed
+out = Console(width=None if sys.stdout.isatty() else 200, markup=False, emoji=False, highlight=False)
 
 MatrixOpt = typer.Option(None, "--matrix", "-m", help="matrix file (default: ./matrix.yaml, else nfslab's own)")
 KernelsOpt = typer.Option(None, "--kernels", "-k", help="only these kernel rows, comma-separated")
@@ -39,6 +42,22 @@ KernelsOpt = typer.Option(None, "--kernels", "-k", help="only these kernel rows,
 
 class Usage(Exception):
     """Bad input from the user: one line, exit 2."""
+
+
+def version() -> str:
+    """The installed distribution's version; a checkout run without installing has the package's own."""
+    from importlib.metadata import PackageNotFoundError, version as installed
+    try:
+        return installed("nfslab")
+    except PackageNotFoundError:
+        from . import __version__
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"nfslab {version()}")
+        raise typer.Exit()
 
 
 def _matrix_path(path: Optional[Path]) -> Path:
@@ -50,7 +69,7 @@ def _matrix_path(path: Optional[Path]) -> Path:
                         f"nfslab's own)")
         return path
     local = Path("matrix.yaml")
-    return local if local.exists() else PROJECT / "matrix.yaml"
+    return local if local.exists() else DEFAULT_MATRIX
 
 
 def _load(path: Optional[Path], kernels: Optional[str]):
@@ -62,8 +81,17 @@ def _load(path: Optional[Path], kernels: Optional[str]):
         raise Usage(f"--kernels: {e.message}") from None
 
 
-def _progress(msg: str) -> None:
-    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {msg}", highlight=False)
+@app.callback()
+def _options(verbose: bool = typer.Option(False, "--verbose", "-v", help="also show debug lines"),
+             quiet: bool = typer.Option(False, "--quiet", "-q", help="progress off: only warnings, errors and "
+                                                                       "results"),
+             show_version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                               help="print nfslab's version and exit")):
+    """Options for every command: how much progress to show (lab/log.py); --version."""
+    from . import log as logs
+    if verbose and quiet:
+        raise Usage("--verbose and --quiet: give one of them")
+    logs.setup(logs.VERBOSE if verbose else logs.QUIET if quiet else logs.NORMAL)
 
 
 @app.command("list")
@@ -77,32 +105,77 @@ def list_cells(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = Kern
         out.print_json(json.dumps(rows))
         return
     for r in rows:
-        out.print(f"{r['id']:48} expect {r['expected']:4}  ({r['source']})", highlight=False)
-    out.print(f"{len(rows)} cells, {len({r['kernel'] for r in rows})} kernels", highlight=False)
+        out.print(f"{r['id']:48} expect {r['expected']:4}  ({r['source']})")
+    out.print(f"{len(rows)} cells, {len({r['kernel'] for r in rows})} kernels")
+
+
+@app.command()
+def init(directory: Path = typer.Argument(Path("."), help="where to write matrix.yaml (default: here)")):
+    """Write a starter matrix.yaml (nfslab's default matrix) to edit; `lab run` in that directory uses it. Its rows
+    are nfslab's own kernel specs, unless a kernels/ directory of your own lies beside or above it."""
+    if not directory.is_dir():
+        raise Usage(f"{directory}: no such directory")
+    target = directory / "matrix.yaml"
+    if target.exists():
+        raise Usage(f"{target}: already exists (fix: edit it, or name another directory)")
+    target.write_text(DEFAULT_MATRIX.read_text())
+    print(f"wrote {target}; `lab list` in {directory} shows its cells")
 
 
 @app.command()
 def setup(apt: bool = typer.Option(True, help="install missing Debian packages with apt-get"),
           box: bool = typer.Option(True, help="build the lab box if its inputs changed")):
     """Prepare this host (idempotent): Debian packages, the lab box, the lab namespace with its own libvirtd."""
-    from . import preflight
+    from . import hostdeps, preflight
     from .boxes import ensure_box
-    from .host import Host, missing_tools, require_root
+    from .host import Host, require_root
     require_root()
-    if apt and missing_tools():
-        _progress(f"apt-get install {len(APT_PACKAGES)} packages")
-        for argv in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "--no-install-recommends",
-                                                     *APT_PACKAGES]):
-            if subprocess.run(argv, env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-                              ).returncode != 0:
-                raise HostNotReady(f"`{' '.join(argv[:3])}` failed; see its output above")
+    if apt:
+        apt_install(hostdeps.missing_packages())
     preflight.check("setup", setup_hint=not apt)
     home = LabHome.default().ensure()
-    built = ensure_box(home, progress=_progress) if box else None
+    built = ensure_box(home, progress=log.info) if box else None
     host = Host(home)
     host.up(probe_kernel=built.dir / "vmlinuz" if built else None)
-    _progress(f"host ready: namespace {host.netns}, libvirtd pid {(home.run / 'libvirtd.pid').read_text().strip()}, "
-              f"accelerator {host.accel}" + (f", box {built.name}" if built else ""))
+    log.info("host ready: namespace %s, libvirtd pid %s, accelerator %s%s", host.netns,
+             (home.run / "libvirtd.pid").read_text().strip(), host.accel, f", box {built.name}" if built else "")
+
+
+def apt_install(packages: list[str]) -> None:
+    """apt-get install these packages (those of lab/hostdeps.py whose command or file is missing); nothing at all,
+    not even `apt-get update`, when none is: a set-up host stays quick to set up and needs no network."""
+    if not packages:
+        return
+    log.info("apt-get install %s", " ".join(packages))
+    _apt(["apt-get", "update", "-q"])
+    _apt(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages])
+
+
+def _apt(argv: list[str]) -> None:
+    if subprocess.run(argv, env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+                      ).returncode != 0:
+        raise HostNotReady(f"`{' '.join(argv[:3])}` failed; see its output above")
+
+
+@app.command()
+def doctor():
+    """Say what this host lacks for each part of the lab (every run, the box, capture, each kernel source kind),
+    with the Debian package that brings it; exit 0 when nothing is missing, 2 otherwise. Changes nothing."""
+    from . import hostdeps
+    missing_any: list[str] = []
+    for group in hostdeps.GROUPS:
+        missing = group.missing()
+        state = "missing" if missing else "ok"
+        print(f"{state:8} {group.name:13} {group.used_by}")
+        for what, package in missing.items():
+            print(f"{'':8} {'':13}   {what} → apt package {package}")
+        missing_any += missing.values()
+    if not missing_any:
+        print("everything the lab runs is installed")
+        return
+    hint = "" if os.geteuid() == 0 else " (as root: root's PATH has /usr/sbin, where some of these live)"
+    print(f"fix: run `lab setup`, or {hostdeps.install_hint(sorted(set(missing_any)))}{hint}")
+    raise typer.Exit(2)
 
 
 @box_app.command("build")
@@ -112,8 +185,8 @@ def box_build():
     preflight.check("box build")
     from .boxes import ensure_box
     started = time.monotonic()
-    built = ensure_box(LabHome.default().ensure(), progress=_progress)
-    _progress(f"box {built.name} ready ({time.monotonic() - started:.0f}s)")
+    built = ensure_box(LabHome.default().ensure(), progress=log.info)
+    log.info("box %s ready (%.0fs)", built.name, time.monotonic() - started)
 
 
 @app.command()
@@ -127,7 +200,9 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     if resume and not resume.is_dir():
         raise Usage(f"--resume {resume}: no such run directory (fix: give one that `lab run` made, e.g. "
                     f"{runs}/<run-id>)")
-    preflight.check("run")   # before anything exists: a host that is not ready leaves no empty run directory
+    # before anything exists: a host that is not ready leaves no empty run directory
+    preflight.check("run", capture=m.experiment.capture)
+    preflight.check_kernels(m, list(dict.fromkeys(c.kernel for c in cells)))
     # imported after the check: python-vagrant logs a warning of its own at import when vagrant is missing
     from .cleanup import release
     from .report import render_terminal
@@ -140,8 +215,9 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     run_dir.write_meta({**run_dir.meta(), "matrix": str(m.path), "kernels": [k.name for k in m.kernels],
                         "axes": m.axes, "server": m.server, "command": " ".join(["lab", *sys.argv[1:]]),
                         "run_id": run_dir.run_id, "started": run_dir.meta().get("started") or _now()})
-    _progress(f"run {run_dir.path}: {len(todo)} cells to run" + (f", {len(done)} already done" if done else ""))
-    runner = Runner(m, run_dir, progress=_progress)
+    crash.save_into(run_dir.path)   # a crash from here on leaves its traceback with the run
+    log.info("run %s: %d cells to run%s", run_dir.path, len(todo), f", {len(done)} already done" if done else "")
+    runner = Runner(m, run_dir, progress=log.info)
     # both explicitly: a process started from a non-interactive shell in the background inherits SIGINT ignored
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _raise_interrupt)
@@ -149,17 +225,17 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     try:
         for i, cell in enumerate(todo, 1):
             record = runner.run_cell(cell)
-            _progress(f"[{i}/{len(todo)}] {cell.id}: {record.verdict_obj.summary()} ({record.duration_s:.0f}s)")
+            log.info("[%d/%d] %s: %s (%.0fs)", i, len(todo), cell.id, record.verdict_obj.summary(), record.duration_s)
     except KeyboardInterrupt:
         interrupted = True
-        _progress("interrupted: tearing down (finished cells are kept; resume with --resume)")
+        log.warning("interrupted: tearing down (finished cells are kept; resume with --resume)")
     finally:
         runner.close()
         release(runner.host, run_dir.path, keep_host)
     run_dir.write_meta({**run_dir.meta(), "finished": _now(), "wall_s": round(time.monotonic() - started)})
     records = write_tables(run_dir)
     out.print(render_terminal(records))
-    out.print(f"run directory: {run_dir.path}", highlight=False)
+    out.print(f"run directory: {run_dir.path}")
     if interrupted:
         raise typer.Exit(130)
     statuses = {r.status for r in records}
@@ -205,7 +281,7 @@ def merge(dest: Path = typer.Argument(..., help="the merged run directory (creat
         if not s.is_dir():
             raise Usage(f"{s}: no such run directory")
     merged = merge_runs(dest, sources)
-    _progress(f"{len(merged.records())} cells in {merged.path}")
+    log.info("%d cells in %s", len(merged.records()), merged.path)
 
 
 @app.command()
@@ -217,8 +293,8 @@ def clean(keep_host: bool = typer.Option(False, help="remove topologies only; ke
     from .cleanup import clean_everything
     removed = clean_everything(keep_host=keep_host) + prune_stale(LabHome.default())
     for r in removed:
-        _progress(f"removed {r}")
-    _progress("nothing to remove" if not removed else f"{len(removed)} removed")
+        log.info("removed %s", r)
+    log.info("nothing to remove" if not removed else f"{len(removed)} removed")
 
 
 def _fail(message: str, code: int) -> None:
@@ -227,7 +303,24 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _bisect_step() -> bool:
+    """`git bisect run` is calling: its exit code is read as a verdict on a commit (lab/cli_bisect.py)."""
+    return [a for a in sys.argv[1:] if not a.startswith("-")][:1] == ["bisect-step"]
+
+
+def _crash(error: Exception) -> None:
+    """A bug, not a result: one line, the traceback in a file, and an exit code that no result uses. For
+    `git bisect run` that code is 128, which aborts the bisect rather than marking the commit bad."""
+    from .bisect import EXIT_ABORT
+    path = crash.save(error)
+    log.debug("the traceback of the internal error:", exc_info=error)   # -v shows it here as well
+    _fail(crash.one_line(error, path), EXIT_ABORT if _bisect_step() else crash.EXIT_INTERNAL)
+
+
 def main() -> None:
+    from . import log as logs
+    logs.setup()   # before the options are read; `-v`/`-q` set it up again
+    crash.save_into(None)
     try:
         code = app(standalone_mode=False)   # without standalone mode, click returns typer.Exit's code
         sys.exit(code if isinstance(code, int) else 0)
@@ -243,10 +336,10 @@ def main() -> None:
         if hasattr(e, "show") and hasattr(e, "exit_code"):  # click's usage errors (vendored by typer)
             e.show()
             # git bisect run would read 2 as "bad commit"; 128 makes it abort (lab/cli_bisect.py)
-            sys.exit((128 if sys.argv[1:2] == ["bisect-step"] else 2) if e.exit_code else 0)
+            sys.exit((128 if _bisect_step() else 2) if e.exit_code else 0)
         if type(e).__name__ == "Abort":
             sys.exit(130)
-        raise
+        _crash(e)
 
 
 from . import cli_bisect  # noqa: E402,F401  (registers bisect, bisect-step, compare, fetch-baseline on app)

@@ -5,7 +5,9 @@ Thin like the rest of the CLI: options are checked and turned into one-line erro
 then lab/bisect.py (the search), lab/gitbisect.py (git), lab/probes.py (the Runner) and lab/compare.py do the work.
 `lab bisect-step` is different in one way: `git bisect run` reads its exit code, and 2 would mean "bad commit",
 so anything that is not a verdict on the commit (bad input, a lab that cannot run, a bug) exits 128, which makes
-git abort the bisect instead of recording a wrong answer.
+git abort the bisect instead of recording a wrong answer. A bug is also reported as every command reports one
+(lab/crash.py): one line, the traceback in a file (the bisect's directory). A commit that does not build is not a
+bug: that step is a skip (125), whatever the build printed.
 
 Exit codes of `lab bisect versions|git`: 0 the culprit is named and confirmed; 1 it is not (skipped steps hide it,
 or the reruns of it and its parent disagreed); 2 bad input; 130 interrupted.
@@ -16,16 +18,16 @@ import json
 import os
 import signal
 import sys
-import traceback
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .cli import MatrixOpt, Usage, _matrix_path, _progress, _raise_interrupt, app, out
+from . import crash
+from .cli import MatrixOpt, Usage, _matrix_path, _raise_interrupt, app, out
 from .errors import HostNotReady, LabError
-from .paths import PROJECT
+from .log import log as logger   # `log` is bisect-step's --log, the step log
 from .spec import SpecError
 
 bisect_app = typer.Typer(no_args_is_help=True,
@@ -104,8 +106,12 @@ def _report_dir(report: Optional[Path]) -> Path:
 
 
 def _show_step(step) -> None:
-    _progress(f"{step.phase} {step.candidate[:12]}: {step.term} ({step.why}; build {step.build.get('result')} "
-              f"{step.build.get('seconds', 0):.0f}s; {step.seconds:.0f}s)")
+    """One line per step. Its text is the build's, git's or the lab's own words (make errors hold `[file:line:
+    target]`, commit subjects `[media]`): logged as it is, never parsed."""
+    from .bisect import short_name
+    logger.info("%s %s%s: %s (%s; build %s %.0fs; %.0fs)", step.phase, short_name(step.candidate),
+                f" {step.title}" if step.title else "", step.term, step.why, step.build.get("result"),
+                step.build.get("seconds", 0), step.seconds)
 
 
 def _recorder(log):
@@ -123,7 +129,7 @@ def _interruptible():
     try:
         yield
     except KeyboardInterrupt:
-        _progress("interrupted: tearing down (the steps so far are in the step log)")
+        logger.warning("interrupted: tearing down (the steps so far are in the step log)")
         raise typer.Exit(130) from None
     finally:
         for sig, handler in before.items():
@@ -134,7 +140,7 @@ def _publish(report, directory: Path) -> None:
     from .bisect import write_report
     md, _ = write_report(report, directory)
     out.print(md.read_text(), highlight=False, markup=False, soft_wrap=True)   # table rows stay whole
-    out.print(f"report: {md} (+ report.json, steps.jsonl)", highlight=False)
+    out.print(f"report: {md} (+ report.json, steps.jsonl)")
 
 
 # ---- lab bisect versions -----------------------------------------------------------------------------------------
@@ -160,9 +166,9 @@ def bisect_versions(cell: Optional[str] = typer.Option(None, "--cell", help="the
     predicate = _predicate(bad_if)
     requests, notes = _versions_requests(m, cell, good, bad, kernels, from_changes, settings.terms)
     for note in notes:
-        _progress(note)
+        logger.info("%s", note)
     if not requests:
-        _progress("nothing to bisect")
+        logger.info("nothing to bisect")
         return
     try:
         m = with_kernels(m, sorted({k for r in requests for k in r.kernels}))
@@ -170,7 +176,8 @@ def bisect_versions(cell: Optional[str] = typer.Option(None, "--cell", help="the
         raise Usage(f"--kernels: {e}") from None
     require_root()
     directory = _report_dir(report)
-    probe = CellProbe(m, requests[0].params, RunDir(directory / "cells"), progress=_progress, predicate=predicate)
+    crash.save_into(directory)
+    probe = CellProbe(m, requests[0].params, RunDir(directory / "cells"), progress=logger.info, predicate=predicate)
     codes = []
     with _interruptible():
         try:
@@ -178,7 +185,7 @@ def bisect_versions(cell: Optional[str] = typer.Option(None, "--cell", help="the
                 where = directory if len(requests) == 1 else directory / request.cell.replace("/", "__")
                 log = StepLog(where / "steps.jsonl")
                 probe.params = dict(request.params)
-                _progress(f"bisect {request.cell} over {len(request.kernels)} kernels ({settings.terms.key})")
+                logger.info("bisect %s over %d kernels (%s)", request.cell, len(request.kernels), settings.terms.key)
                 result = run_bisect(request, probe.probe(), settings, on_step=_recorder(log),
                                     command=" ".join(["lab", *sys.argv[1:]]))
                 if predicate is not None:
@@ -285,12 +292,15 @@ def bisect_git(repo: Path = typer.Option(..., "--repo", help="a git work tree of
         raise Usage(f"--repo: a bisect is already in progress in {repo} (`git -C {repo} bisect reset` ends it)")
     require_root()
     directory = _report_dir(report)
+    crash.save_into(directory)
     steps = StepLog(directory / "steps.jsonl")
     use_tree(r.path)
     step_argv = step_command(r.path, params, spec.name, settings, steps.path, directory / "cells", m.path, scope,
                              str(predicate) if predicate else None)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(PROJECT), os.environ.get("PYTHONPATH")) if p))
-    cell_probe = CellProbe(m, params, RunDir(directory / "cells"), progress=_progress, predicate=predicate)
+    # the step runs `python -m lab` inside the repository: it must import this very lab, installed or not
+    here = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p))
+    cell_probe = CellProbe(m, params, RunDir(directory / "cells"), progress=logger.info, predicate=predicate)
     with _interruptible():
         try:
             cell_probe.runner.prepare()   # the host stays up across the step processes, and a broken one stops us here
@@ -335,6 +345,7 @@ def bisect_step(repo: Path = typer.Option(..., "--repo"), cell: str = typer.Opti
     input, or the lab itself cannot run)."""
     from .bisect import EXIT_ABORT
     from .gitbisect import GitError
+    crash.save_into(log.parent)   # a traceback goes into the bisect's directory, next to its step log
     try:
         code = _bisect_step(repo, cell, base, scope, terms, repeat, flaky, log, runs, matrix, keep_host, bad_if)
     except (SpecError, Usage, HostNotReady, LabError, GitError) as e:
@@ -342,8 +353,10 @@ def bisect_step(repo: Path = typer.Option(..., "--repo"), cell: str = typer.Opti
         code = EXIT_ABORT
     except KeyboardInterrupt:
         code = 130
-    except Exception:   # a bug is not a verdict on the commit: show it, and stop the bisect
-        traceback.print_exc()
+    except Exception as e:   # a bug is not a verdict on the commit: say so, keep the traceback, stop the bisect
+        path = crash.save(e)
+        logger.debug("the traceback of the internal error:", exc_info=e)
+        print(f"lab bisect-step: {crash.one_line(e, path)} (aborting the bisect)", file=sys.stderr)
         code = EXIT_ABORT
     raise typer.Exit(code)
 
@@ -363,8 +376,8 @@ def _bisect_step(repo, cell, base, scope, terms, repeat, flaky, log, runs, matri
     require_root()
     use_tree(r.path)
     runs.mkdir(parents=True, exist_ok=True)
-    cell_probe = CellProbe(m, params, RunDir(runs), progress=_progress, predicate=predicate)
-    _progress(f"bisect-step {commit[:12]} {r.subject(commit)}")
+    cell_probe = CellProbe(m, params, RunDir(runs), progress=logger.info, predicate=predicate)
+    logger.info("bisect-step %s %s", commit[:12], r.subject(commit))
     try:
         step = run_step(commit, commit_probe(cell_probe, spec, r.path, scope), settings)
     finally:
@@ -395,7 +408,7 @@ def compare(baseline: Path = typer.Argument(..., help="the baseline run director
     if not baseline.is_dir():
         if not allow_missing_baseline:
             raise Usage(f"{baseline}: no such run directory (--allow-missing-baseline for a first run)")
-        _progress(f"no baseline at {baseline}: nothing to compare (a first run?)")
+        logger.info("no baseline at %s: nothing to compare (a first run?)", baseline)
         result = Comparison(str(baseline), str(new), [])
     else:
         records = after.records()
@@ -423,6 +436,6 @@ def fetch_baseline(url: str = typer.Argument(..., help="a zip archive, e.g. GitL
     if not url.startswith(("https://", "http://", "file://")):
         raise Usage(f"bad URL '{url}' (allowed: https://, http://, file://)")
     if fetch(url, dest, headers):
-        _progress(f"baseline unpacked into {dest}")
+        logger.info("baseline unpacked into %s", dest)
     else:
-        _progress(f"no baseline at {url} (HTTP 404): nothing to compare with yet")
+        logger.info("no baseline at %s (HTTP 404): nothing to compare with yet", url)

@@ -2,7 +2,7 @@
 
 Why a private libvirtd in a namespace: the network rule says VM networks never appear in the host namespace, and
 this machine has no systemd to start libvirtd anyway. Why a mode-000 character device over /dev/kvm: binding
-/dev/null makes libvirt think KVM is usable, and it then re-probes QEMU on every API call (ENVIRONMENT.md).
+/dev/null makes libvirt think KVM is usable, and it then re-probes QEMU on every API call (measured on this host).
 
 Everything the host creates is written to the state file before it is created, so `lab clean` can remove it after
 a SIGKILL. Talking to VMs goes through `netns_prefix()` (subprocesses) and `open_socket()` (paramiko): the rest of
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+from . import hostdeps
 from .errors import HostNotReady, LabError
 from .paths import NETNS, PREFIX, LabHome
 from .proc import run, wait_until
@@ -28,24 +28,22 @@ from .state import StateFile
 CLONE_NEWNET = 0x40000000
 LIBVIRT_URI = "qemu:///system"
 POOL = PREFIX
-REQUIRED_TOOLS = {
-    "vagrant": "vagrant", "virsh": "libvirt-clients", "libvirtd": "libvirt-daemon-system",
-    "virtlogd": "libvirt-daemon-system", "qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils",
-    "debootstrap": "debootstrap", "ip": "iproute2", "mkfs.ext4": "e2fsprogs", "cpio": "cpio",
-    "dnsmasq": "dnsmasq-base", "dumpcap": "tshark", "tshark": "tshark",   # tshark: the per-cell capture
-}
+#: the host commands every run needs (lab host, lab box, capture) → Debian package; the map is lab/hostdeps.py
+REQUIRED_TOOLS = {what: package for group in (hostdeps.LAB_HOST, hostdeps.LAB_BOX, hostdeps.CAPTURE)
+                  for what, package in group.needs.items() if not what.startswith("/")}
 TB_CACHE_MIB = 128
 
 
 def missing_commands(tools=None) -> list[str]:
     """The host commands (all the lab runs, or these) that are not on PATH. Only PATH counts: the lab's
-    subprocesses search the same PATH, so a tool outside it would fail later as "command not found"."""
-    return [tool for tool in (tools or REQUIRED_TOOLS) if not shutil.which(tool)]
+    subprocesses search the same PATH, so a tool outside it would fail later as "command not found". An absolute
+    path among them (a header, a keyring) must exist instead."""
+    return [tool for tool in (tools or REQUIRED_TOOLS) if not hostdeps.present(tool)]
 
 
 def missing_tools() -> list[str]:
-    """Debian packages whose commands are missing (so the error can say `apt-get install …`)."""
-    return sorted({REQUIRED_TOOLS[tool] for tool in missing_commands()})
+    """Debian packages `lab setup` would install: what is missing of anything the lab may run."""
+    return hostdeps.missing_packages()
 
 
 def require_root() -> None:
@@ -58,9 +56,16 @@ def require_tools(tools=None, *, setup_hint: bool = True) -> None:
     run, says only the apt-get (setup_hint=False)."""
     missing = missing_commands(tools)
     if missing:
-        install = f"`apt-get install {' '.join(sorted({REQUIRED_TOOLS[tool] for tool in missing}))}`"
+        install = hostdeps.install_hint(sorted({_package(tool) for tool in missing}))
         fix = f"run `lab setup`, or {install}" if setup_hint else install
         raise HostNotReady(f"missing: {', '.join(missing)} (fix: {fix})")
+
+
+def _package(what: str) -> str:
+    for group in hostdeps.GROUPS:
+        if what in group.needs:
+            return group.needs[what]
+    raise KeyError(f"{what} is not in lab/hostdeps.py")
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -301,7 +306,7 @@ def _is_zombie(pid: int) -> bool:
 
 
 def detect_accel(kernel: Path | None, log: Path) -> str:
-    """'kvm' only if a guest really boots with it: /dev/kvm can exist and still hang guests (ENVIRONMENT.md).
+    """'kvm' only if a guest really boots with it: /dev/kvm can exist and still hang guests (seen on this host).
 
     The probe boots the lab kernel under KVM with a bogus init and waits up to 20 s for it to print its banner;
     a working KVM prints it in well under a second. NFSLAB_ACCEL=kvm|tcg overrides the probe."""

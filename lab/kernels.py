@@ -11,12 +11,12 @@ import os
 import shutil
 from pathlib import Path
 
-from . import debian, distro, initrd
+from . import debian, distro, initrd, tarballs
 from .boxes import Box, is_registered, kernel_release
 from .errors import KernelUnavailable, LabError
-from .paths import PROJECT, LabHome
+from .paths import LabHome
 from .proc import run
-from .spec import Kernel, Timeouts
+from .spec import Kernel, ReleaseTree, Timeouts
 from .topology import KernelFiles
 
 BOX_SUITE = "bookworm"
@@ -26,6 +26,10 @@ MODULE_RECIPE = "1"
 FULL_RECIPE = "1"
 
 SOURCES = {}
+
+
+def _quiet(msg: str) -> None:
+    pass
 
 
 def source(kind: str):
@@ -38,17 +42,17 @@ def source(kind: str):
 def resolve(kernel: Kernel, home: LabHome, box: Box, progress=lambda msg: None,
             build_timeout: float = Timeouts.build) -> KernelFiles:
     """Files to boot `kernel`, or KernelUnavailable(reason). Fetches and builds say what they do via progress;
-    every source takes the same arguments, and a compile may last `build_timeout` seconds."""
+    every source takes the same arguments (progress by keyword), and a compile may last `build_timeout` seconds."""
     try:
         get = SOURCES[kernel.source_kind]
     except KeyError:
         raise KernelUnavailable(f"source kind '{kernel.source_kind}' is not supported") from None
     progress(f"{kernel.name}: preparing kernel ({kernel.source_kind}; builds and downloads are cached)")
-    return get(kernel, home, box, build_timeout)
+    return get(kernel, home, box, build_timeout, progress=progress)
 
 
 @source("deb")
-def deb_kernel(kernel: Kernel, home: LabHome, box: Box, build_timeout: float) -> KernelFiles:
+def deb_kernel(kernel: Kernel, home: LabHome, box: Box, build_timeout: float, progress=_quiet) -> KernelFiles:
     """A Debian kernel package. The box's own kernel (bookworm cloud) is used straight from the box; any other
     is fetched with a private apt config, unpacked, and its modules handed to the guest in the initramfs."""
     suite, package = kernel.source["suite"], kernel.source["package"]
@@ -109,7 +113,8 @@ def box_kernel_files(box: Box) -> KernelFiles:
 
 
 @source("box")
-def vagrant_box_kernel(kernel: Kernel, home: LabHome, box: Box, build_timeout: float) -> KernelFiles:
+def vagrant_box_kernel(kernel: Kernel, home: LabHome, box: Box, build_timeout: float,
+                       progress=_quiet) -> KernelFiles:
     """A distribution's own Vagrant box (CentOS 7, Ubuntu 16.04) pinned to a kernel package. Only usable where
     the box is already present: Vagrant Cloud and the distributions' mirrors are unreachable here."""
     name = kernel.source["name"]
@@ -124,11 +129,11 @@ def vagrant_box_kernel(kernel: Kernel, home: LabHome, box: Box, build_timeout: f
 
 
 @source("build")
-def built_kernel(kernel: Kernel, home: LabHome, box: Box, build_timeout: float) -> KernelFiles:
+def built_kernel(kernel: Kernel, home: LabHome, box: Box, build_timeout: float, progress=_quiet) -> KernelFiles:
     scope = kernel.source.get("scope", "full")
     if scope == "module:fs/nfs":
         return module_build(kernel, home, box, build_timeout)
-    return full_build(kernel, home, build_timeout)
+    return full_build(kernel, home, build_timeout, progress=progress)
 
 
 def patch_files(kernel: Kernel) -> list[Path]:
@@ -211,14 +216,25 @@ def git_nfs_source(tree: Path, ref: str | None, dest: Path, log: Path) -> Path:
     return dest
 
 
-def linux_tree(kernel: Kernel) -> Path:
+def linux_tree(kernel: Kernel, home: LabHome | None = None, progress=_quiet) -> Path:
     """The tree to build: NFSLAB_LINUX_TREE (a directory or git checkout, e.g. a kernel.org clone) overrides the
-    spec's `tree` (a tarball or directory, relative to the project root)."""
+    spec's `tree`: a release tarball (found in a mirror or the kernel cache, or downloaded; lab/tarballs.py), or a
+    tarball, directory or git checkout given by path (relative to the spec's kernels/ directory)."""
+    return source_tree(kernel, home, progress)[0]
+
+
+def source_tree(kernel: Kernel, home: LabHome | None = None, progress=_quiet) -> tuple[Path, str | None]:
+    """linux_tree() and, for a release tarball, its verified sha256: what names the tree in a build's cache key,
+    wherever the file was found."""
     override = os.environ.get("NFSLAB_LINUX_TREE")
-    tree = Path(override) if override else (PROJECT / kernel.source["tree"]).resolve()
+    spec_tree = kernel.source["tree"]
+    if not override and isinstance(spec_tree, ReleaseTree):
+        found = tarballs.find(spec_tree, home or LabHome.default(), progress)
+        return found.path, found.tarball.sha256
+    tree = Path(override) if override else (kernel.path.parent / spec_tree).resolve()
     if not tree.exists():
         raise KernelUnavailable(f"kernel tree {tree} not found (set NFSLAB_LINUX_TREE to a Linux checkout)")
-    return tree
+    return tree, None
 
 
 def tree_identity(tree: Path, ref: str | None) -> str:
@@ -264,17 +280,20 @@ def unpack_tree(tree: Path, ref: str | None, dest: Path, log: Path) -> None:
         run(["cp", "-a", f"{tree}/.", str(dest)], step="build: copy tree", timeout=1800, log=log)
 
 
-def full_build(kernel: Kernel, home: LabHome, build_timeout: float = Timeouts.build) -> KernelFiles:
+def full_build(kernel: Kernel, home: LabHome, build_timeout: float = Timeouts.build, progress=_quiet) -> KernelFiles:
     """bzImage from a tree + patches + the config fragment (virtio, ext4 and NFS built in, no modules, no
     initramfs). Cached by (tree, patches, config); ccache makes a build of a sibling tree (e.g. with one more
-    patch) take a fraction of the ~4 min cold build."""
-    tree = linux_tree(kernel)
+    patch) take a fraction of the ~4 min cold build. A tarball with a top directory (linux-4.19.1/, as kernel.org
+    ships it) or without one (the pruned tree) builds the same; ARCH and CROSS_COMPILE are always given, since the
+    pruned tree's Makefile defaults to ARCH=arm."""
+    tree, sha256 = source_tree(kernel, home, progress)
     ref = kernel.source.get("ref")
     patches = patch_files(kernel)
     config = kernel.path.parent / kernel.source.get("config", "config/lab.config")
     if not config.exists():
         raise KernelUnavailable(f"{kernel.path}: config fragment {config} does not exist")
-    key = build_key(FULL_RECIPE, tree_identity(tree, ref), config.read_bytes(), *(p.read_bytes() for p in patches))
+    key = build_key(FULL_RECIPE, sha256 or tree_identity(tree, ref), config.read_bytes(),
+                    *(p.read_bytes() for p in patches))
     out = home.kernels / f"build-{kernel.name}-{key}"
     if (out / "done").exists():
         return KernelFiles(out / "vmlinuz", None, (out / "release").read_text().strip())

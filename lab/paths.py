@@ -1,7 +1,9 @@
 """Where nfslab keeps things on the host: one place for every path and name the lab owns.
 
 Everything lives under NFSLAB_HOME (default /var/lib/nfslab) rather than /root, because QEMU runs as the
-libvirt-qemu user and must be able to read the box's kernel and initrd (ENVIRONMENT.md: /root is mode 700).
+libvirt-qemu user and must be able to read the box's kernel and initrd (/root is mode 700 on Debian).
+nfslab's own files (the default matrix, the kernel specs, the templates) are installed with the package, so `lab`
+works from any directory, checkout or not.
 """
 from __future__ import annotations
 
@@ -13,8 +15,13 @@ from pathlib import Path
 NETNS = os.environ.get("NFSLAB_NETNS", "nfslab")
 #: Every libvirt object a topology creates starts with this, so `lab clean` can find leftovers by name.
 PREFIX = "nfslab"
-#: The project checkout (Vagrantfile.j2, kernels/, matrix.yaml live here).
-PROJECT = Path(__file__).resolve().parent.parent
+#: The installed package; its data files are package data (pyproject.toml), found next to the code.
+PACKAGE = Path(__file__).resolve().parent
+#: The matrix `lab run` uses without --matrix when the working directory has no matrix.yaml.
+DEFAULT_MATRIX = PACKAGE / "data" / "matrix.yaml"
+#: The kernel specs (with their patches/ and config/) of a matrix that has no kernels/ beside or above it.
+KERNELS = PACKAGE / "data" / "kernels"
+VAGRANTFILE_TEMPLATE = PACKAGE / "templates" / "Vagrantfile.j2"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from .paths import LabHome
 from .predicate import Predicate
 from .results import RunDir
 from .runner import Runner
-from .spec import Cell, Kernel, Matrix, kernel_files, load_with_bases
+from .spec import Cell, Kernel, Matrix, load_with_bases
 
 
 def _quiet(msg: str) -> None:
@@ -50,7 +50,8 @@ class CellProbe:
 
     def prepare(self, candidate: str) -> Build:
         """Fetch or build the candidate's kernel. The host and the box come first, and a failure there is the
-        lab's (LabError goes up and stops the bisect); a kernel that fails to build is a skipped step."""
+        lab's (LabError goes up and stops the bisect); a kernel that fails to build is a skipped step, and so is
+        one whose build or unpacking fails at the file level (a tree that cannot be archived or unpacked)."""
         if self.runner.box is None:
             self.runner.prepare()
         started = time.monotonic()
@@ -59,7 +60,7 @@ class CellProbe:
                                                 self.runner.box, self.progress))
         except KernelUnavailable as e:
             return Build("unavailable", time.monotonic() - started, str(e))
-        except LabError as e:
+        except (LabError, OSError) as e:
             return Build("failed", time.monotonic() - started, str(e))
         return Build("ok", time.monotonic() - started)
 
@@ -94,9 +95,9 @@ class CellProbe:
 
 def with_kernels(matrix: Matrix, names: list[str]) -> Matrix:
     """The matrix with every named kernel spec known (and the bases of builds), rows or not: a version series
-    may name specs that matrix.yaml does not list. ValueError names an unknown one."""
-    directory = next(iter(matrix.known.values())).path.parent
-    files = kernel_files(directory)
+    may name specs that matrix.yaml does not list, looked up where the matrix's own are. ValueError names an
+    unknown one."""
+    files = matrix.files
     known = dict(matrix.known)
     for name in names:
         if name not in files and name not in known:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from .errors import LabError
+from .log import log as logger   # `log` below is a command's log file
 
 
 def log_line(log: Path | None, text: str) -> None:
@@ -31,6 +32,7 @@ def run(argv: list[str], *, step: str, timeout: float, log: Path | None = None, 
     except FileNotFoundError:
         raise LabError(step, f"command not found: {argv[0]}", log) from None
     log_line(log, f"{cp.stdout}{cp.stderr}[rc={cp.returncode} {time.monotonic() - started:.1f}s]")
+    logger.debug("%s: $ %s (rc=%d, %.1fs)", step, shlex.join(argv), cp.returncode, time.monotonic() - started)
     if check and cp.returncode != 0:
         tail = (cp.stderr or cp.stdout).strip().splitlines()[-3:]
         raise LabError(step, f"`{shlex.join(argv)}` exited {cp.returncode}: {' | '.join(tail)}", log)

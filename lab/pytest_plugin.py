@@ -8,7 +8,9 @@ Only wiring lives here (testinfra-style); the work is `runner.Runner`. Design po
 
 Outcomes: pass → PASSED; a kernel failure → FAILED (or XFAIL when history expects it, strict so a kernel that
 starts passing shows as XPASS(strict) → FAILED); a lab failure → ERROR (raised in setup); a kernel that cannot be
-had → SKIPPED with the reason.
+had → SKIPPED with the reason. A crash of the lab's own code (a bug) is never a kernel result either: all of the
+lab's work for a cell happens in setup, so any exception it raises is an ERROR, and the test phase only turns the
+verdict already made into PASSED or FAILED.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .paths import PROJECT
+from .paths import DEFAULT_MATRIX
 
 RUNNER_KEY = pytest.StashKey()
 MATRIX_KEY = pytest.StashKey()
@@ -41,7 +43,7 @@ def pytest_addoption(parser):
 def _matrix_path(option: str) -> Path:
     path = Path(option)
     if not path.exists() and option == "matrix.yaml":
-        return PROJECT / "matrix.yaml"
+        return DEFAULT_MATRIX
     return path
 
 
@@ -103,6 +105,7 @@ class CellItem(pytest.Item):
         super().__init__(**kwargs)
         self.cell = cell
         self.record = None
+        self.failure: str | None = None   # set in setup: the kernel result the test phase reports
         self.add_marker(pytest.mark.xdist_group(cell.group))
         self.add_marker(pytest.mark.cell)
         if kernel.expected(cell.params) == "fail":
@@ -118,17 +121,22 @@ class CellItem(pytest.Item):
             pytest.skip(verdict.reason)
         if verdict.status == "error":
             raise CellError(f"{verdict.reason}: {verdict.detail}")
+        if verdict.status != "pass":
+            self.failure = (f"{self.cell.id}: {verdict.summary()} (logs: "
+                            f"{self.config.stash[RUN_DIR_KEY].path / self.record.logs})")
 
     def runtest(self):
-        verdict = self.record.verdict_obj
-        if verdict.status != "pass":
-            raise AssertionError(f"{self.cell.id}: {verdict.summary()} (logs: "
-                                 f"{self.config.stash[RUN_DIR_KEY].path / self.record.logs})")
+        if self.failure is not None:
+            raise AssertionError(self.failure)
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, (AssertionError, CellError)):
             return str(excinfo.value)
-        return super().repr_failure(excinfo)
+        report = super().repr_failure(excinfo)
+        if hasattr(report, "addsection"):
+            report.addsection("nfslab", f"{self.cell.id}: an internal error of the lab (a bug, please report it), "
+                                        f"not a kernel result")
+        return report
 
     def reportinfo(self):
         # not the bare id: pytest would show its dots as "::" (debian-6::1)

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 
 from jinja2 import Environment
 from markupsafe import Markup
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .capture import describe
 from .results import ResultRecord
@@ -340,18 +340,19 @@ TERMINAL_STYLES = {"pass": "green", "expected-fail": "yellow", "regression": "bo
 
 
 def render_terminal(records: list[ResultRecord], title: str = "", meta: dict | None = None) -> Table:
-    """The same table for the pytest terminal summary and the CLI (rich does the layout and colours)."""
+    """The same table for the pytest terminal summary and the CLI (rich does the layout and colours). Every text
+    goes in as a `Text`: kernel names, axis values and error details are never read as rich markup."""
     grid = build_grid(records, meta)
-    table = Table(title=title or None, caption=summary_line(grid.records()), show_lines=True)
-    table.add_column("kernel", style="bold", no_wrap=True)
+    table = Table(title=Text(title, style="table.title") if title else None,
+                  caption=Text(summary_line(grid.records()), style="table.caption"), show_lines=True)
+    table.add_column(Text("kernel"), style="bold", no_wrap=True)
     for column in grid.columns:
-        table.add_column(column)
+        table.add_column(Text(column))
     for row in grid.rows:
         cells = []
         for column in grid.columns:
             record = grid.get(row, column)
-            style = TERMINAL_STYLES[category(record)] if record else "dim"
-            cells.append(f"[{style}]{escape(cell_text(record))}[/{style}]")
-        table.add_row(row, *cells)
+            cells.append(Text(cell_text(record), style=TERMINAL_STYLES[category(record)] if record else "dim"))
+        table.add_row(Text(row), *cells)
     return table
 

@@ -18,6 +18,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from . import axes as axis_registry
+from .paths import KERNELS
 
 EXPERIMENTS = ("rename", "git-packed-refs")   # lab.experiments.EXPERIMENTS has the same names
 VERDICTS = ("pass", "fail")
@@ -171,15 +172,37 @@ def parse_duration(raw: object) -> float:
 @dataclass(frozen=True)
 class SourceField:
     required: bool = False
-    kind: str = "str"                      # "str" | "list"
+    kind: str = "str"                      # "str" | "list" | "tree" (a name or path, or a release tarball)
     choices: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Tarball:
+    """One file that holds a kernel tree, known by its sha256; `url` is where it can be downloaded, if anywhere."""
+
+    file: str
+    sha256: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseTree:
+    """`tree:` as a release tarball: the upstream file, then equivalent ones accepted in its place (lab/tarballs.py
+    finds one in a mirror or the kernel cache, or downloads it)."""
+
+    main: Tarball
+    alternatives: tuple[Tarball, ...] = ()
+
+    @property
+    def tarballs(self) -> tuple[Tarball, ...]:
+        return (self.main, *self.alternatives)
 
 
 SOURCE_SCHEMAS: dict[str, dict[str, SourceField]] = {
     "deb": {"suite": SourceField(True), "package": SourceField(True), "version": SourceField()},
     "box": {"name": SourceField(True), "version": SourceField(), "kernel_package": SourceField(True),
             "provider": SourceField(choices=("libvirt",))},
-    "build": {"base": SourceField(), "tree": SourceField(True), "patches": SourceField(kind="list"),
+    "build": {"base": SourceField(), "tree": SourceField(True, kind="tree"), "patches": SourceField(kind="list"),
               "scope": SourceField(True, choices=("full", "module:fs/nfs")), "config": SourceField(),
               "ref": SourceField()},
 }
@@ -249,10 +272,53 @@ def _kernel_source(src: Source, doc: CommentedMap) -> tuple[str, dict]:
     schema = SOURCE_SCHEMAS[kind]
     body = src.mapping(node[kind], f"source.{kind}", src.key_line(node, kind), list(schema),
                        required=[key for key, f in schema.items() if f.required])
-    return kind, {key: _source_value(src, body, key, schema[key]) for key in body}
+    source = {key: _source_value(src, body, key, schema[key]) for key in body}
+    if isinstance(source.get("tree"), ReleaseTree) and source.get("scope") == "module:fs/nfs":
+        raise src.error(src.key_line(body, "tree"), "a module build takes its fs/nfs from linux-source-6.1 or a git "
+                                                   "checkout, not from a release tarball (or use scope: full)")
+    return kind, source
 
 
-def _source_value(src: Source, body: CommentedMap, key: str, spec: SourceField) -> str | list[str]:
+TREE_KEYS = ["url", "file", "sha256", "alternatives"]
+ALTERNATIVE_KEYS = ["file", "sha256", "url"]
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _release_tree(src: Source, node: CommentedMap, line: int | None) -> ReleaseTree:
+    """`tree: {url, sha256, alternatives: [{file, sha256}, …]}`: every file is named by its sha256, so a copy found
+    anywhere can be checked before it is built."""
+    src.mapping(node, "tree", line, TREE_KEYS, required=["sha256"])
+    if "url" not in node and "file" not in node:
+        raise src.error(line, "tree needs 'url' (where the release is downloaded) or 'file' (its name in a mirror)")
+    main = _tarball(src, node)
+    alternatives = []
+    if "alternatives" in node:
+        items = src.sequence(node, "alternatives")
+        for index, item in enumerate(items):
+            at = src.item_line(items, index)
+            src.mapping(item, "an alternative", at, ALTERNATIVE_KEYS, required=["file", "sha256"])
+            alternatives.append(_tarball(src, item))
+    return ReleaseTree(main, tuple(alternatives))
+
+
+def _tarball(src: Source, node: CommentedMap) -> Tarball:
+    url = src.string(node, "url") if "url" in node else None
+    if url is not None and not re.match(r"^https?://[^/]+/.*[^/]$", url):
+        raise src.error(src.value_line(node, "url"), f"bad url '{url}' (allowed: http:// or https:// and a file)")
+    name = src.string(node, "file") if "file" in node else url.rsplit("/", 1)[-1]
+    if not name or "/" in name or name in (".", ".."):
+        raise src.error(src.value_line(node, "file"), f"bad file '{name}' (allowed: a file name, looked up in "
+                                                      f"mirrors and the kernel cache)")
+    sha256 = src.string(node, "sha256").strip().lower()
+    if not _SHA256.match(sha256):
+        raise src.error(src.value_line(node, "sha256"), f"bad sha256 '{node['sha256']}' (allowed: 64 hex digits, "
+                                                        f"as sha256sum prints them)")
+    return Tarball(file=name, sha256=sha256, url=url)
+
+
+def _source_value(src: Source, body: CommentedMap, key: str, spec: SourceField) -> str | list[str] | ReleaseTree:
+    if spec.kind == "tree" and isinstance(body[key], CommentedMap):
+        return _release_tree(src, body[key], src.key_line(body, key))
     if spec.kind == "list":
         items = src.sequence(body, key)
         for index, item in enumerate(items):
@@ -457,6 +523,7 @@ class Matrix:
     experiment: Experiment
     timeouts: Timeouts = Timeouts()
     known: dict[str, Kernel] = field(default_factory=dict, repr=False)  # rows + server + build bases
+    files: dict[str, Path] = field(default_factory=dict, repr=False)    # name → spec file of every spec it can name
 
     def kernel(self, name: str) -> Kernel:
         try:
@@ -482,19 +549,37 @@ class Matrix:
 
 def find_kernels_dir(matrix_path: Path) -> Path:
     """The `kernels/` next to the matrix, else in the nearest directory above it (matrices/*.yaml in a project
-    share the project's kernels/); a matrix with none above it gets its own, empty, `kernels/` name in errors."""
+    share the project's kernels/), else nfslab's own kernel specs (a matrix.yaml of rows it already knows)."""
     for folder in matrix_path.resolve().parents:
         if (folder / "kernels").is_dir():
             return folder / "kernels"
-    return matrix_path.parent / "kernels"
+    return KERNELS
+
+
+def kernel_dirs(matrix_path: Path) -> list[Path]:
+    """Where a matrix's kernel names are looked up, in order: its own kernels/ (find_kernels_dir), then nfslab's
+    own specs. The first directory that has a name wins, so a spec of the matrix's replaces a packaged one of the
+    same name, and its specs can name packaged ones (a server, a `base:`) as if they were beside them."""
+    own = find_kernels_dir(matrix_path)
+    return [own] if own == KERNELS else [own, KERNELS]
+
+
+def kernel_lookup(dirs: list[Path]) -> dict[str, Path]:
+    """name → file over the directories in order (kernel_files of each); an earlier directory's name wins."""
+    found: dict[str, Path] = {}
+    for directory in dirs:
+        for name, path in kernel_files(directory).items():
+            found.setdefault(name, path)
+    return found
 
 
 def load_matrix(path: Path | str, kernels_dir: Path | str | None = None) -> Matrix:
-    """Read matrix.yaml and every kernel spec it needs (rows, server, bases of builds)."""
+    """Read matrix.yaml and every kernel spec it needs (rows, server, bases of builds), looked up in `kernels_dir`
+    alone when given, else in kernel_dirs() of the matrix."""
     src = Source(Path(path))
     doc = src.load()
     src.mapping(doc, "a matrix", None, MATRIX_KEYS, required=REQUIRED_MATRIX_KEYS)
-    files = kernel_files(Path(kernels_dir) if kernels_dir is not None else find_kernels_dir(src.path))
+    files = kernel_files(Path(kernels_dir)) if kernels_dir is not None else kernel_lookup(kernel_dirs(src.path))
     known: dict[str, Kernel] = {}
     names = _kernel_list(src, doc, files)
     for name in names:
@@ -504,7 +589,7 @@ def load_matrix(path: Path | str, kernels_dir: Path | str | None = None) -> Matr
         raise src.error(src.value_line(doc, "server"), _unknown("server kernel", server, sorted(files)))
     load_with_bases(server, files, known)
     return Matrix(path=src.path, kernels=[known[n] for n in names], server=server, axes=_axes(src, doc),
-                  experiment=_experiment(src, doc), timeouts=_timeouts(src, doc), known=known)
+                  experiment=_experiment(src, doc), timeouts=_timeouts(src, doc), known=known, files=files)
 
 
 def _kernel_list(src: Source, doc: CommentedMap, files: dict[str, Path]) -> list[str]:

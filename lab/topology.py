@@ -26,7 +26,7 @@ import vagrant
 from .distro import INSECURE_KEY, DistroClient
 from .errors import LabError
 from .host import LIBVIRT_URI, POOL, Host
-from .paths import PREFIX, PROJECT, LabHome
+from .paths import PREFIX, VAGRANTFILE_TEMPLATE, LabHome
 from .proc import log_line
 from .spec import Timeouts
 from .state import StateFile
@@ -148,7 +148,7 @@ def plan(*, lab_id: str, slot: int, kernel_name: str, box: str, server_kernel: K
                     boot_timeout=round(boot_timeout))
 
 
-def render_vagrantfile(t: Topology, template: Path = PROJECT / "Vagrantfile.j2") -> str:
+def render_vagrantfile(t: Topology, template: Path = VAGRANTFILE_TEMPLATE) -> str:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     return env.from_string(template.read_text()).render(t=t)
 

@@ -10,7 +10,7 @@ import pytest
 
 from lab import kernels, nfs
 from lab.cleanup import clean_everything
-from lab.paths import PROJECT, LabHome
+from lab.paths import DEFAULT_MATRIX, LabHome
 from lab.results import RunDir
 from lab.runner import Runner
 from lab.spec import load_matrix
@@ -21,7 +21,7 @@ from .conftest import leftovers
 
 @pytest.fixture
 def runner(tmp_path):
-    matrix = load_matrix(PROJECT / "matrix.yaml")
+    matrix = load_matrix(DEFAULT_MATRIX)
     r = Runner(matrix, RunDir.create(tmp_path / "runs"))
     r.prepare()
     yield r

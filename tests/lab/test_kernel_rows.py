@@ -1,12 +1,12 @@
 """The rows that prove the fix, built and booted for real: mainline 4.19.1 without and with be189f7e (full builds
-from ../shared/kernels/), and Debian 6.1 with be189f7e reverted (module-only build). Only the cells that prove the
+from kernel.org or a mirror), and Debian 6.1 with be189f7e reverted (module-only build). Only the cells that prove the
 difference run (vers=4.0, leases on), to keep CI's real-VM time within budget; `lab run` runs them all."""
 from __future__ import annotations
 
 import pytest
 
 from lab.cleanup import clean_everything
-from lab.paths import PROJECT
+from lab.paths import DEFAULT_MATRIX
 from lab.results import RunDir
 from lab.runner import Runner
 from lab.spec import Cell, load_matrix
@@ -16,7 +16,7 @@ from .conftest import leftovers
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-    matrix = load_matrix(PROJECT / "matrix.yaml")
+    matrix = load_matrix(DEFAULT_MATRIX)
     runner = Runner(matrix, RunDir.create(tmp_path_factory.mktemp("rows")), progress=print)
     try:
         runner.prepare()

@@ -27,10 +27,10 @@ experiment: {{name: rename, duration: 30s, interval: 0.5s, pass_within: 2s, sett
 
 def one_cell_matrix(tmp_path: Path, vers: str = "4.0") -> Path:
     """A one-cell matrix next to a symlink of the project's kernels/ (matrices find kernels/ above them)."""
-    from lab.paths import PROJECT
+    from lab.paths import KERNELS
     folder = tmp_path / f"m{vers}"
     folder.mkdir()
-    (folder / "kernels").symlink_to(PROJECT / "kernels")
+    (folder / "kernels").symlink_to(KERNELS)
     (folder / "matrix.yaml").write_text(ONE_CELL.format(vers=vers))
     return folder / "matrix.yaml"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from lab.paths import PROJECT
+from lab.paths import DEFAULT_MATRIX
 from lab.results import RunDir
 
 from .conftest import leftovers
@@ -14,7 +14,7 @@ from .conftest import leftovers
 def test_debian_61_row_gives_four_real_verdicts(tmp_path):
     run_dir = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-rA",
-                           f"--matrix={PROJECT / 'matrix.yaml'}", "--kernels", "debian-6.1", f"--run-dir={run_dir}"],
+                           f"--matrix={DEFAULT_MATRIX}", "--kernels", "debian-6.1", f"--run-dir={run_dir}"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=1800)
     print(proc.stdout[-8000:], proc.stderr[-3000:])
     records = {r.cell_id: r for r in RunDir(run_dir).records()}

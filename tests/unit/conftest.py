@@ -39,14 +39,14 @@ def pytester_items(tmp_path):
     """The cell items `pytest --matrix` builds, collected in-process (no VMs are touched)."""
     import subprocess  # noqa: F401  (keeps the fixture self-contained)
 
-    from lab.paths import PROJECT
+    from lab.paths import DEFAULT_MATRIX
     collected = []
 
     class Grab:
         def pytest_collection_finish(self, session):
             collected.extend(session.items)
 
-    pytest.main(["-p", "no:cacheprovider", "--collect-only", "-q", f"--matrix={PROJECT / 'matrix.yaml'}",
+    pytest.main(["-p", "no:cacheprovider", "--collect-only", "-q", f"--matrix={DEFAULT_MATRIX}",
                  "--kernels", "mainline-4.19", str(tmp_path)], plugins=[Grab()])
     return collected
 
@@ -72,9 +72,9 @@ def lab_cli(capsys, monkeypatch):
     from types import SimpleNamespace
 
     from lab.cli import main
-    from lab.paths import PROJECT
+    from tests import CHECKOUT
 
-    def run(*args, cwd=PROJECT):
+    def run(*args, cwd=CHECKOUT):
         monkeypatch.setattr("sys.argv", ["lab", *map(str, args)])
         monkeypatch.chdir(cwd)
         capsys.readouterr()

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from lab.host import REQUIRED_TOOLS
-from lab.paths import PROJECT
+from lab import hostdeps
+from lab.paths import KERNELS as PACKAGED_KERNELS
+from tests import CHECKOUT
 
 KERNELS = Path(__file__).resolve().parent / "data" / "kernels"   # bad-base, ok-box, ok-build, ok-deb
+PACKAGED = {p.stem for p in PACKAGED_KERNELS.glob("*.yaml")}      # nfslab's own, looked up after those
 
 MATRIX = """\
 kernels: [ok-deb]
@@ -65,8 +67,9 @@ ROWS = [
     row("unknown-top-level-key", ["list"], "matrix.yaml:11: unknown key 'timeout', did you mean 'timeouts'? "
         "(allowed: kernels, server, axes, experiment, timeouts)",
         files={"matrix.yaml": MATRIX + "timeout: {boot: 5m}\n"}),
+    # the names a matrix can use: its own kernels/, then nfslab's own specs
     row("unknown-kernel", ["list"], "matrix.yaml:1: unknown kernel 'ok-dbe', did you mean 'ok-deb'? "
-        "(allowed: bad-base, ok-box, ok-build, ok-deb)",
+        f"(allowed: {', '.join(sorted({p.stem for p in KERNELS.glob('*.yaml')} | PACKAGED))})",
         files={"matrix.yaml": MATRIX.replace("[ok-deb]", "[ok-deb, ok-dbe]")}),
     row("duplicate-kernel", ["list"], "matrix.yaml:1: kernel 'ok-deb' is listed twice",
         files={"matrix.yaml": MATRIX.replace("[ok-deb]", "[ok-deb, ok-deb]")}),
@@ -130,6 +133,9 @@ ROWS = [
         "`apt-get install debootstrap`)", without=("debootstrap",)),
     row("clean-without-virsh", ["clean"], "missing: virsh (fix: run `lab setup`, or `apt-get install libvirt-clients`)",
         without=("virsh",)),
+    row("no-kernel-build-tools", ["run"], "missing for kernel ok-build (module build): gcc-12, make (fix: run "
+        "`lab setup`, or `apt-get install gcc-12 make`)",
+        files={"matrix.yaml": MATRIX.replace("[ok-deb]", "[ok-deb, ok-build]")}, without=("make", "gcc-12")),
     row("not-root-run", ["run"], "the lab needs root (network namespaces, libvirtd, debootstrap): run it with sudo",
         uid=1000),
     row("not-root-box-build", ["box", "build"], "the lab needs root (network namespaces, libvirtd, debootstrap): "
@@ -143,11 +149,15 @@ def lab(cwd: Path, args: list[str], uid: int, without: tuple[str, ...]) -> subpr
     """`lab ARGS` as uid, with stand-ins for every host tool but `without` on PATH."""
     tools = cwd / ".bin"
     tools.mkdir()
-    for tool in set(REQUIRED_TOOLS) - set(without):
+    for tool in set(hostdeps.commands()) - set(without):
         (tools / tool).write_text("#!/bin/sh\nexit 1\n")
         (tools / tool).chmod(0o755)
-    code = f"import os; os.geteuid = lambda: {uid}; from lab.cli import main; main()"
-    env = {**os.environ, "PATH": str(tools), "PYTHONPATH": str(PROJECT)}
+    # a stand-in counts as the real command, and the files the lab needs (headers, the Vagrant plugin) as there: a
+    # row is about the commands it takes away
+    code = (f"import os, shutil; os.geteuid = lambda: {uid}; import lab.hostdeps as d; "
+            f"d.present = lambda what: what.startswith('/') or shutil.which(what) is not None; "
+            f"from lab.cli import main; main()")
+    env = {**os.environ, "PATH": str(tools), "PYTHONPATH": str(CHECKOUT)}
     return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=60)
 

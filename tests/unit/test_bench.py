@@ -324,7 +324,7 @@ def fake_lab(monkeypatch, tmp_path):
     monkeypatch.setattr(lab.kernels, "module_build", module_build)
     monkeypatch.setattr(lab.kernels, "full_build", full_build)
     monkeypatch.setattr(lab.kernels, "unpack_tree", unpack_tree)
-    monkeypatch.setattr(lab.kernels, "linux_tree", lambda kernel: tmp_path / "linux.tar.xz")
+    monkeypatch.setattr(lab.kernels, "linux_tree", lambda kernel, home=None: tmp_path / "linux.tar.xz")
     return host, released
 
 

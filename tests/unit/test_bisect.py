@@ -13,7 +13,8 @@ from lab.bisect import (BAD, FIX, GOOD, REGRESSION, SKIP, Bisection, Build, Prob
                         StepLog, Trial, VersionsRequest, bisect, bisect_versions, judge, next_index, parse_cell,
                         parse_flaky, parse_terms, render_markdown, requests_from_changes, run_step, search,
                         step_bound, versions_range, write_report)
-from lab.paths import PROJECT
+from lab.paths import DEFAULT_MATRIX
+from tests import CHECKOUT
 
 AXES = {"vers": ["4.0", "4.1"], "leases": ["on", "off"]}
 
@@ -331,7 +332,7 @@ def test_git_bisect_with_a_fake_step(tmp_path, states, culprit, outcome):
     report = bisect_commits(repo, commits[0], commits[-1], Settings(terms=FIX),
                             [sys.executable, str(script), str(repo.path), str(log.path)], log, git_probe(repo.path),
                             cell="mainline-4.19/vers=4.0/leases=on",
-                            env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin"})
+                            env={"PYTHONPATH": str(CHECKOUT), "PATH": "/usr/bin:/bin"})
     assert report.outcome == outcome
     assert not repo.bisecting and repo.commit("HEAD") == head_before, "the bisect was reset, HEAD untouched"
     if culprit is not None:
@@ -357,7 +358,7 @@ def test_git_bisect_refuses_a_bisect_in_progress(tmp_path):
 # ---- the commands' bad input -------------------------------------------------------------------------------------
 
 def lab(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True, text=True, cwd=cwd or PROJECT)
+    return subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True, text=True, cwd=cwd or CHECKOUT)
 
 
 CELL = "mainline-4.19/vers=4.0/leases=on"
@@ -450,7 +451,7 @@ def test_the_step_command_is_one_bisect_step_accepts(tmp_path):
     from tests.unit.test_ci_files import parse
     settings = Settings(repeat=5, flaky=GOOD, terms=FIX)
     argv = step_command(tmp_path, {"vers": "4.0", "leases": "on"}, "mainline-4.19", settings, tmp_path / "s.jsonl",
-                        tmp_path / "cells", PROJECT / "matrix.yaml", "full")
+                        tmp_path / "cells", DEFAULT_MATRIX, "full")
     assert argv[:4] == [sys.executable, "-m", "lab", "bisect-step"]
     params = parse(argv[3:]).params
     assert (params["cell"], params["base"], params["terms"], params["repeat"], params["flaky"], params["scope"]) == \

@@ -1,14 +1,19 @@
 """The pipelines in ci/ parse, run only `lab` commands (no logic in YAML) that the real CLI accepts, shard every
-kernel of the matrix, and chain shard → table → compare → bisect the way each engine needs it."""
+kernel of the matrix, and chain shard → table → compare → bisect the way each engine needs it. Their shell lines
+are run for real against a fake `lab` that exits with each code the tool documents: only the codes a step means to
+accept pass, never a crash (70) and never an exit 1 without the table it was judged from."""
+import os
 import re
 import shlex
+import subprocess
 
 import pytest
 import typer
 from ruamel.yaml import YAML
 
 from lab.cli import app
-from lab.paths import PROJECT
+from lab.paths import DEFAULT_MATRIX
+from tests import CHECKOUT
 from lab.spec import load_matrix
 
 CLI_COMMANDS = {"run", "merge", "table", "clean", "setup", "list", "compare", "bisect", "fetch-baseline"}
@@ -16,7 +21,7 @@ CHAIN = ["shard", "table", "compare", "bisect"]
 
 
 def load(name: str) -> dict:
-    return YAML(typ="safe").load((PROJECT / "ci" / name).read_text())
+    return YAML(typ="safe").load((CHECKOUT / "ci" / name).read_text())
 
 
 def commands(doc) -> list[str]:
@@ -35,11 +40,11 @@ def commands(doc) -> list[str]:
 
 @pytest.mark.parametrize("name", ["gitlab-ci.yml", "github-actions.yml"])
 def test_pipeline_calls_only_lab(name):
-    doc = YAML(typ="safe").load((PROJECT / "ci" / name).read_text())
+    doc = YAML(typ="safe").load((CHECKOUT / "ci" / name).read_text())
     cmds = commands(doc)
     assert cmds
     for cmd in cmds:
-        assert cmd.startswith(("./quickstart.sh", ".venv/bin/lab ", "cat compatibility.md")), cmd
+        assert cmd.startswith(("./quickstart.sh", ".venv/bin/lab ", "cat compatibility.md", "ls shards/")), cmd
         m = re.match(r"\.venv/bin/lab ([\w-]+)", cmd)
         if m:
             assert m.group(1) in CLI_COMMANDS, cmd
@@ -47,8 +52,8 @@ def test_pipeline_calls_only_lab(name):
 
 @pytest.mark.parametrize("name", ["gitlab-ci.yml", "github-actions.yml"])
 def test_pipeline_shards_every_matrix_kernel(name):
-    text = (PROJECT / "ci" / name).read_text()
-    for kernel in load_matrix(PROJECT / "matrix.yaml").kernels:
+    text = (CHECKOUT / "ci" / name).read_text()
+    for kernel in load_matrix(DEFAULT_MATRIX).kernels:
         assert kernel.name in text, f"{name} has no shard for {kernel.name}"
 
 
@@ -160,7 +165,83 @@ def test_github_workflow_structure():
     baseline = next(s for s in jobs["compare"]["steps"] if s.get("uses", "").startswith("dawidd6/"))["with"]
     assert (baseline["name"], baseline["workflow_conclusion"], baseline["event"]) == ("merged", "success", "schedule")
     step_ids = {s.get("id") for s in jobs["compare"]["steps"]}
-    assert "steps.compare.outcome" in jobs["compare"]["outputs"]["changed"] and "compare" in step_ids
-    assert next(s for s in jobs["compare"]["steps"] if s.get("id") == "compare")["continue-on-error"] is True
+    assert "steps.compare.outputs.changed" in jobs["compare"]["outputs"]["changed"] and "compare" in step_ids
     assert jobs["bisect"]["if"] == "needs.compare.outputs.changed == 'true'"
     assert any("--from-changes changes.json" in s.get("run", "") for s in jobs["bisect"]["steps"])
+
+
+# ---- exit codes: what each step lets through ---------------------------------------------------------------------
+
+CRASH = 70          # lab/crash.py: EXIT_INTERNAL
+FAKE_LAB = """#!/bin/sh
+# a fake `lab`: exits $CODE; `lab run --runs DIR` leaves DIR/<run-id>/table.md when $TABLE is yes
+runs=
+while [ $# -gt 0 ]; do [ "$1" = --runs ] && runs=$2; shift; done
+run="$runs/20261130-000000-abcd"
+if [ -n "$runs" ] && [ "$TABLE" = yes ]; then mkdir -p "$run"; : > "$run/table.md"; fi
+exit "$CODE"
+"""
+
+
+def run_lines(lines: list[str], tmp_path, code: int, table: bool) -> tuple[bool, str]:
+    """Run a step's shell lines as the engines do (bash -e -o pipefail, line by line, stop at the first failure)
+    with the fake lab in .venv/bin: did the step pass, and what did it write to $GITHUB_OUTPUT."""
+    fake = tmp_path / ".venv/bin/lab"
+    fake.parent.mkdir(parents=True, exist_ok=True)
+    fake.write_text(FAKE_LAB)
+    fake.chmod(0o755)
+    output = tmp_path / "github-output"
+    output.write_text("")
+    env = dict(os.environ, CODE=str(code), TABLE="yes" if table else "no", KERNELS="debian-6.1",
+               GITHUB_OUTPUT=str(output))
+    for line in lines:
+        line = line.replace("${{ matrix.kernels }}", "debian-6.1")
+        if subprocess.run(["bash", "-e", "-o", "pipefail", "-c", line], cwd=tmp_path, env=env,
+                          capture_output=True).returncode != 0:
+            return False, output.read_text()
+    return True, output.read_text()
+
+
+def shard_lines(name: str) -> list[str]:
+    if name == "gitlab-ci.yml":
+        return gitlab_jobs(load(name))["shard"]["script"]
+    return [step["run"] for step in load(name)["jobs"]["shard"]["steps"]
+            if "run" in step and "if" not in step and not step["run"].startswith("./quickstart.sh")]
+
+
+@pytest.mark.parametrize("name", ["gitlab-ci.yml", "github-actions.yml"])
+@pytest.mark.parametrize("code, table, passes", [
+    (0, True, True),
+    (1, True, True),        # a regression: the shard keeps its results, the table shows it
+    (1, False, False),      # exit 1 without a table is not a regression (a Python that cannot start exits 1)
+    (3, True, False),       # lab errors
+    (2, False, False),      # bad input
+    (CRASH, False, False),  # a crash of the lab
+    (CRASH, True, False),
+    (130, False, False),
+])
+def test_a_shard_passes_only_on_a_result_with_its_table(name, code, table, passes, tmp_path):
+    assert run_lines(shard_lines(name), tmp_path, code, table)[0] is passes
+
+
+@pytest.mark.parametrize("code, passes, changed", [(0, True, ""), (1, True, "changed=true\n"), (2, False, ""),
+                                                  (CRASH, False, "")])
+def test_github_compare_starts_the_bisect_on_a_change_and_fails_on_a_crash(code, passes, changed, tmp_path):
+    step = next(s for s in load("github-actions.yml")["jobs"]["compare"]["steps"] if s.get("id") == "compare")
+    assert run_lines([step["run"]], tmp_path, code, table=False) == (passes, changed)
+
+
+def test_no_job_lets_a_crash_pass():
+    """GitLab: allow_failure only ever names exit 1 (a documented result); GitHub: no step continues on error."""
+    for name, job in gitlab_jobs(load("gitlab-ci.yml")).items():
+        allowed = job.get("allow_failure", False)
+        assert allowed is False or allowed == {"exit_codes": [1]}, f"{name}: allow_failure {allowed}"
+    for name, job in load("github-actions.yml")["jobs"].items():
+        assert "continue-on-error" not in job, name
+        for step in job["steps"]:
+            assert "continue-on-error" not in step, f"{name}: {step}"
+    for name in ("gitlab-ci.yml", "github-actions.yml"):
+        for cmd in commands(load(name)):
+            assert not re.search(r"\|\|\s*(true|:)\s*$", cmd), f"{name}: `{cmd}` lets every exit code pass"
+            accepted = {int(n) for n in re.findall(r"\$\? -eq (\d+)", cmd)}
+            assert accepted <= {1}, f"{name}: `{cmd}` accepts exit {accepted}"

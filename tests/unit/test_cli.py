@@ -1,16 +1,18 @@
 """The command line as a user meets it: lists, one-line errors with exit code 2, never a traceback."""
 import json
+import re
 import subprocess
 import sys
 
 import pytest
 
-from lab.paths import PROJECT
+from lab.paths import DEFAULT_MATRIX, KERNELS
+from tests import CHECKOUT
 
 
 def lab(*args, cwd=None):
     return subprocess.run([sys.executable, "-c", "from lab.cli import main; main()", *args], capture_output=True,
-                          text=True, cwd=cwd or PROJECT)
+                          text=True, cwd=cwd or CHECKOUT)
 
 
 def test_list_json_covers_every_kernel():
@@ -28,7 +30,7 @@ def test_list_json_covers_every_kernel():
     (["list", "--kernels", "nope"], "unknown kernel 'nope'"),
     (["list", "--matrix", "/nonexistent/matrix.yaml"], "/nonexistent/matrix.yaml: no such file"),
     (["table", "/nonexistent/run"], "/nonexistent/run: no such run directory"),
-    (["table", str(PROJECT), "--format", "pdf"], "unknown format 'pdf'"),
+    (["table", str(CHECKOUT), "--format", "pdf"], "unknown format 'pdf'"),
     (["nosuchcommand"], "No such command"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
@@ -40,8 +42,8 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
 
 def test_bad_matrix_gives_file_and_line(tmp_path):
     bad = tmp_path / "matrix.yaml"
-    bad.write_text((PROJECT / "matrix.yaml").read_text().replace('vers: ["4.0", "4.1"]', 'vers: ["4.0", "4.3"]'))
-    (tmp_path / "kernels").symlink_to(PROJECT / "kernels")
+    bad.write_text(DEFAULT_MATRIX.read_text().replace('vers: ["4.0", "4.1"]', 'vers: ["4.0", "4.3"]'))
+    (tmp_path / "kernels").symlink_to(KERNELS)
     r = lab("list", "--matrix", str(bad))
     assert r.returncode == 2
     line = next(i for i, l in enumerate(bad.read_text().splitlines(), 1) if "4.3" in l)
@@ -52,3 +54,68 @@ def test_help_explains_the_commands():
     r = lab("--help")
     for command in ("setup", "run", "list", "table", "merge", "clean", "box"):
         assert command in r.stdout
+
+
+def test_the_matrix_is_the_option_else_the_local_file_else_nfslabs_own(lab_cli, tmp_path):
+    r = lab_cli("list", "--json", cwd=tmp_path)                        # nothing here: the packaged matrix
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)) == len(json.loads(lab_cli("list", "--json", "-m", DEFAULT_MATRIX).stdout))
+    # a matrix.yaml of its own, without kernels/: its rows come from nfslab's kernel specs
+    (tmp_path / "matrix.yaml").write_text(DEFAULT_MATRIX.read_text().replace('leases: [on, off]', 'leases: [on]'))
+    r = lab_cli("list", "--json", "--kernels", "debian-6.1", cwd=tmp_path)
+    assert [c["id"] for c in json.loads(r.stdout)] == ["debian-6.1/vers=4.0/leases=on", "debian-6.1/vers=4.1/leases=on"]
+
+
+@pytest.mark.parametrize("name", ["evidence.yaml", "git.yaml"])
+def test_the_example_matrices_load_from_the_checkout(lab_cli, name):
+    r = lab_cli("list", "-m", f"matrices/{name}", cwd=CHECKOUT)
+    assert r.returncode == 0, r.stderr
+    assert "debian-6.1/vers=4.0" in r.stdout
+
+
+def test_kernel_specs_beside_or_above_the_matrix_else_nfslabs_own(tmp_path):
+    from lab.paths import KERNELS
+    from lab.spec import find_kernels_dir
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    assert find_kernels_dir(tmp_path / "a" / "b" / "matrix.yaml") == KERNELS
+    (tmp_path / "a" / "kernels").mkdir()
+    assert find_kernels_dir(tmp_path / "a" / "b" / "matrix.yaml") == tmp_path / "a" / "kernels"
+
+
+def test_a_matrixs_own_kernel_specs_first_then_nfslabs(tmp_path):
+    """One rule: the matrix's kernels/ (beside or above it), then nfslab's own; the first that has a name wins. So
+    an experiment's specs can sit in its own kernels/ and still name packaged ones (the server, a base, more rows)."""
+    from lab.probes import with_kernels
+    from lab.spec import SpecError, kernel_dirs, load_matrix
+    own = tmp_path / "matrices" / "kernels"
+    own.mkdir(parents=True)
+    (own / "mine.yaml").write_text("name: mine\ntitle: Mine\nsource:\n  build:\n    base: debian-6.1\n"
+                                   "    tree: linux-source-6.1\n    scope: module:fs/nfs\n")
+    (own / "debian-6.12.yaml").write_text((KERNELS / "debian-6.12.yaml").read_text().replace("Linux 6.12", "Ours"))
+    matrix = tmp_path / "matrices" / "m.yaml"
+    matrix.write_text("kernels: [mine, debian-6.12, mainline-4.19]\nserver: debian-6.1\naxes: {vers: ['4.1']}\n"
+                      "experiment: {name: rename, duration: 60s, interval: 0.5s, pass_within: 2s}\n")
+    assert kernel_dirs(matrix) == [own, KERNELS]
+    assert kernel_dirs(DEFAULT_MATRIX) == [KERNELS]
+    m = load_matrix(matrix)
+    assert {name: k.path.parent for name, k in m.known.items()} == {
+        "mine": own, "debian-6.12": own, "mainline-4.19": KERNELS, "debian-6.1": KERNELS}
+    assert "Ours" in m.kernel("debian-6.12").title
+    assert with_kernels(m, ["debian-6.1-nofix"]).kernel("debian-6.1-nofix").path.parent == KERNELS
+    with pytest.raises(SpecError, match="unknown kernel 'mainline-4.19'"):   # a kernels_dir given is the only one
+        load_matrix(matrix, own)
+
+
+def test_version_is_one_line_and_exit_0(lab_cli):
+    from lab.cli import version
+    r = lab_cli("--version")
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"nfslab {version()}\n", "")
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", version())
+
+
+def test_init_writes_a_starter_matrix_once(lab_cli, tmp_path):
+    r = lab_cli("init", tmp_path)
+    assert r.returncode == 0 and (tmp_path / "matrix.yaml").read_text() == DEFAULT_MATRIX.read_text()
+    assert lab_cli("list", cwd=tmp_path).stdout.rstrip().endswith("36 cells, 9 kernels")
+    r = lab_cli("init", tmp_path)
+    assert r.returncode == 2 and "matrix.yaml: already exists" in r.stderr

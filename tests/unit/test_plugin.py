@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-from lab.paths import PROJECT
+from lab.paths import DEFAULT_MATRIX
 
 
 def collect(*args, cwd):
@@ -11,7 +11,7 @@ def collect(*args, cwd):
 
 
 def test_matrix_collects_one_test_per_cell(tmp_path):
-    r = collect(f"--matrix={PROJECT / 'matrix.yaml'}", "--kernels", "debian-6.1,mainline-4.19", cwd=tmp_path)
+    r = collect(f"--matrix={DEFAULT_MATRIX}", "--kernels", "debian-6.1,mainline-4.19", cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     ids = [l for l in r.stdout.splitlines() if "vers=" in l]
     assert len(ids) == 8
@@ -26,7 +26,7 @@ def test_without_matrix_no_cells_are_collected(tmp_path):
 
 
 def test_bad_kernel_is_a_usage_error(tmp_path):
-    r = collect(f"--matrix={PROJECT / 'matrix.yaml'}", "--kernels", "nope", cwd=tmp_path)
+    r = collect(f"--matrix={DEFAULT_MATRIX}", "--kernels", "nope", cwd=tmp_path)
     assert r.returncode == 4
     assert "unknown kernel 'nope'" in r.stderr
     assert "Traceback" not in r.stderr

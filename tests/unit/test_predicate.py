@@ -11,9 +11,10 @@ import pytest
 
 from lab.bisect import FIX, Settings, StepLog
 from lab.outcome import Criteria, Observation, Verdict, classify
-from lab.paths import PROJECT
+from lab.paths import DEFAULT_MATRIX
 from lab.predicate import FIGURES, Comparison, figures, parse
 from lab.results import ResultRecord, RunDir
+from tests import CHECKOUT
 from tests.unit.test_outcome import timeline
 
 CRITERIA = Criteria(pass_within=2.0, settle=5.0)
@@ -140,7 +141,7 @@ def record(cell, verdict: Verdict) -> ResultRecord:
 def test_the_probe_judges_runs_by_the_predicate(verdict, status, tmp_path, monkeypatch):
     from lab.probes import CellProbe
     from lab.spec import load_matrix
-    cells = CellProbe(load_matrix(PROJECT / "matrix.yaml"), {"vers": "4.1", "leases": "on"}, RunDir(tmp_path),
+    cells = CellProbe(load_matrix(DEFAULT_MATRIX), {"vers": "4.1", "leases": "on"}, RunDir(tmp_path),
                       predicate=parse("window > 5s"))
     monkeypatch.setattr(cells.runner, "run_cell", lambda cell: record(cell, verdict))
     trial = cells.run("mainline-4.19-fix")
@@ -158,17 +159,17 @@ def test_the_step_command_carries_bad_if(tmp_path):
     from tests.unit.test_ci_files import parse as parse_argv
     predicate = parse("estale >= 500ms and first_new > 2s or window > 5s")
     argv = step_command(tmp_path, {"vers": "4.1", "leases": "on"}, "mainline-4.19", Settings(terms=FIX),
-                        tmp_path / "s.jsonl", tmp_path / "cells", PROJECT / "matrix.yaml", None, str(predicate))
+                        tmp_path / "s.jsonl", tmp_path / "cells", DEFAULT_MATRIX, None, str(predicate))
     params = parse_argv(argv[3:]).params
     assert parse(params["bad_if"]) == predicate
     without = step_command(tmp_path, {"vers": "4.1", "leases": "on"}, "mainline-4.19", Settings(),
-                           tmp_path / "s.jsonl", tmp_path / "cells", PROJECT / "matrix.yaml", None)
+                           tmp_path / "s.jsonl", tmp_path / "cells", DEFAULT_MATRIX, None)
     assert "--bad-if" not in without and parse_argv(without[3:]).params["bad_if"] is None
 
 
 @pytest.mark.parametrize("args", [
     ["bisect", "versions", "--cell", "vers=4.1/leases=on", "--good", "debian-6.1", "--bad", "debian-6.12"],
-    ["bisect", "git", "--repo", str(PROJECT), "--old", "HEAD~1", "--new", "HEAD", "--cell",
+    ["bisect", "git", "--repo", str(CHECKOUT), "--old", "HEAD~1", "--new", "HEAD", "--cell",
      "mainline-4.19/vers=4.1/leases=on"],
 ])
 def test_a_bad_expression_is_one_line_and_exit_2(args, lab_cli):
@@ -179,7 +180,7 @@ def test_a_bad_expression_is_one_line_and_exit_2(args, lab_cli):
 
 
 def test_a_bad_expression_in_a_step_aborts_the_bisect(lab_cli, tmp_path):
-    r = lab_cli("bisect-step", "--repo", PROJECT, "--cell", "vers=4.1/leases=on", "--base", "mainline-4.19", "--log",
+    r = lab_cli("bisect-step", "--repo", CHECKOUT, "--cell", "vers=4.1/leases=on", "--base", "mainline-4.19", "--log",
                 tmp_path / "l", "--runs", tmp_path / "r", "--bad-if", "window = 5s")
     assert r.returncode == 128 and "--bad-if: unknown operator '='" in r.stderr
 

@@ -5,7 +5,8 @@ import pytest
 
 from lab import kernels
 from lab.errors import KernelUnavailable, LabError
-from lab.paths import PROJECT
+from lab.paths import DEFAULT_MATRIX
+from tests import CHECKOUT
 from lab.probes import CellProbe, commit_kernel, commit_probe, with_kernels
 from lab.results import ResultRecord, RunDir
 from lab.spec import load_matrix
@@ -15,7 +16,7 @@ PARAMS = {"vers": "4.0", "leases": "on"}
 
 @pytest.fixture
 def matrix():
-    return load_matrix(PROJECT / "matrix.yaml")
+    return load_matrix(DEFAULT_MATRIX)
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def test_prepare_turns_a_failed_build_into_a_build_result(probe, monkeypatch, ra
     def resolve(kernel, home, box, progress):
         if raised:
             raise raised
-        return kernels.KernelFiles(PROJECT / "README.md", None, "4.19.1")
+        return kernels.KernelFiles(CHECKOUT / "README.md", None, "4.19.1")
     monkeypatch.setattr(kernels, "resolve", resolve)
     build = probe.prepare("mainline-4.19")
     assert build.result == result
@@ -65,7 +66,7 @@ def test_prepare_turns_a_failed_build_into_a_build_result(probe, monkeypatch, ra
 def test_commit_probe_builds_the_base_spec_at_each_commit(probe, matrix, monkeypatch, tmp_path):
     seen = []
     monkeypatch.setattr(kernels, "resolve", lambda kernel, *a: seen.append(kernel) or
-                        kernels.KernelFiles(PROJECT / "README.md", None, "4.19.1"))
+                        kernels.KernelFiles(CHECKOUT / "README.md", None, "4.19.1"))
     commit = "92716306ad8a28c066c1055ade1e47f16574d012"
     p = commit_probe(probe, matrix.kernel("mainline-4.19"), tmp_path, None)
     assert p.prepare(commit).ok
@@ -80,12 +81,12 @@ def test_commit_probe_builds_the_base_spec_at_each_commit(probe, matrix, monkeyp
 
 def test_commit_kernel_needs_a_build_spec(matrix):
     with pytest.raises(ValueError, match="'deb' kernel"):
-        commit_kernel(matrix.kernel("debian-6.1"), PROJECT, "0" * 40)
-    assert commit_kernel(matrix.kernel("debian-6.1-nofix"), PROJECT, "1" * 40, "full").source["scope"] == "full"
+        commit_kernel(matrix.kernel("debian-6.1"), CHECKOUT, "0" * 40)
+    assert commit_kernel(matrix.kernel("debian-6.1-nofix"), CHECKOUT, "1" * 40, "full").source["scope"] == "full"
 
 
 def test_with_kernels_loads_specs_beyond_the_rows(matrix, tmp_path):
-    slim = load_matrix(PROJECT / "matrix.yaml")
+    slim = load_matrix(DEFAULT_MATRIX)
     slim = type(slim)(**{**slim.__dict__, "known": {"debian-6.1": slim.known["debian-6.1"]}})
     grown = with_kernels(slim, ["debian-6.1-nofix", "mainline-4.19"])
     assert {"debian-6.1-nofix", "mainline-4.19", "debian-6.1"} <= set(grown.known)

@@ -161,7 +161,7 @@ def test_junit_one_testcase_per_cell(records):
 
 def test_terminal_table(records):
     table = render_terminal(records, title="nfslab", meta=META)
-    assert [c.header for c in table.columns][:2] == ["kernel", "vers=4.0 leases=on"]
+    assert [str(c.header) for c in table.columns][:2] == ["kernel", "vers=4.0 leases=on"]
     assert table.row_count == 5
     console = Console(width=200, record=True, color_system=None)
     console.print(table)

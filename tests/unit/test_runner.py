@@ -7,7 +7,7 @@ import pytest
 from lab import kernels
 from lab.boxes import Box
 from lab.errors import KernelUnavailable, LabError
-from lab.paths import PROJECT, LabHome
+from lab.paths import DEFAULT_MATRIX, LabHome
 from lab.results import RunDir
 from lab.runner import Runner
 from lab.spec import load_matrix
@@ -15,7 +15,7 @@ from lab.spec import load_matrix
 
 @pytest.fixture
 def runner(tmp_path):
-    r = Runner(load_matrix(PROJECT / "matrix.yaml"), RunDir.create(tmp_path / "runs"), home=LabHome(tmp_path / "home"))
+    r = Runner(load_matrix(DEFAULT_MATRIX), RunDir.create(tmp_path / "runs"), home=LabHome(tmp_path / "home"))
     r.box = Box("nfslab-test", tmp_path)   # prepared: no host, no box build
     return r
 
@@ -79,7 +79,7 @@ def test_a_session_that_booted_nothing_leaves_the_host_alone(tmp_path):
     import sys
     env = {**os.environ, "NFSLAB_HOME": str(tmp_path / "home"), "NFSLAB_NETNS": "nfslab-unit-test"}
     r = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
-                        f"--matrix={PROJECT / 'matrix.yaml'}", "--kernels", "debian-6.1"],
+                        f"--matrix={DEFAULT_MATRIX}", "--kernels", "debian-6.1"],
                        capture_output=True, text=True, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert not (tmp_path / "home" / "state").exists()      # nothing was registered, created or cleaned

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from lab import axes
+from lab.paths import DEFAULT_MATRIX
 from lab.spec import (EXPERIMENTS, Cell, SpecError, kernel_files, load_kernel, load_matrix, parse_duration)
 
-REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"
 KERNELS = DATA / "kernels"
 
@@ -18,7 +18,7 @@ EXPECTED_KERNELS = ["centos7-3.10", "ubuntu1604-4.4", "mainline-4.19", "mainline
 
 @pytest.fixture(scope="module")
 def matrix():
-    return load_matrix(REPO / "matrix.yaml")
+    return load_matrix(DEFAULT_MATRIX)
 
 
 # ---- the default matrix --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from lab import kernels, nfs, runner as runner_module, topology
 from lab.boxes import Box
 from lab.errors import LabError
-from lab.paths import PROJECT, LabHome
+from lab.paths import DEFAULT_MATRIX, LabHome
 from lab.remote import Remote, Result
 from lab.results import RunDir
 from lab.runner import Runner
@@ -37,7 +37,7 @@ def load(tmp_path, extra: str = ""):
 def test_without_a_section_every_timeout_has_its_default(tmp_path):
     assert load(tmp_path).timeouts == Timeouts()
     assert load(tmp_path, "timeouts:\n").timeouts == Timeouts()       # an empty section is no section
-    assert load_matrix(PROJECT / "matrix.yaml").timeouts == Timeouts()
+    assert load_matrix(DEFAULT_MATRIX).timeouts == Timeouts()
 
 
 def test_defaults_are_the_values_the_lab_was_tuned_with_under_tcg():
@@ -80,7 +80,7 @@ CUSTOM = Timeouts(boot=301, revert=121, ssh=122, command=61, nfsd=91, mount=62, 
 
 @pytest.fixture
 def runner(tmp_path):
-    matrix = dataclasses.replace(load_matrix(PROJECT / "matrix.yaml"), timeouts=CUSTOM)
+    matrix = dataclasses.replace(load_matrix(DEFAULT_MATRIX), timeouts=CUSTOM)
     r = Runner(matrix, RunDir.create(tmp_path / "runs"), home=LabHome(tmp_path / "home"))
     r.box = Box("nfslab-test", tmp_path)   # prepared: no host, no box build
     return r
