@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Make a git history of Linux 4.19.1 in which exactly one commit is the fix be189f7e, for bench/bisect_real.sh.
 
-The base commit is the 4.19.1 tree of lab/data/kernels/mainline-4.19.yaml, found as `lab run` finds it (a mirror,
-the kernel cache, or kernel.org; the pruned tarball where it is the one there) (tag `base`). Ten commits follow (tag
-`tip`): nine harmless ones that only reword comments or text (fs/nfs, net/sunrpc, README, MAINTAINERS; same line
-count, so the code and the build stay the same) and, as the 7th, kernels/patches/be189f7e-4.19.patch as "NFS: Fix dentry
-revalidation on NFSv4 lookup". The 7th of 10 is not the middle: a search that only ever looks at the middle does not
-find it by luck. Authors and dates are fixed, so the commit ids are the same on every machine, and so are the
-build caches keyed by them (for the same base tree).
+The base commit is the 4.19.1 tree of lab/data/kernels/mainline-4.19.yaml, found as the lab finds it (a mirror, the
+kernel cache, or kernel.org; the pruned tarball where it is the one there), or --tarball (tag `base`; see
+bench/kernel_history.py). Ten commits follow (tag `tip`): nine harmless ones that only reword comments or text
+(fs/nfs, net/sunrpc, README, MAINTAINERS; same line count, so the code and the build stay the same) and, as the 7th,
+lab/data/kernels/patches/be189f7e-4.19.patch as "NFS: Fix dentry revalidation on NFSv4 lookup". The 7th of 10 is
+not the middle: a search that only ever looks at the middle does not find it by luck. Authors and dates are fixed,
+so the commit ids are the same on every machine, and so are the build caches keyed by them (for the same base
+tree).
 
-    bench/bisect_history.py [DEST] [--force]      (default DEST: /var/lib/nfslab/bisect/linux-4.19-history)
+    bench/bisect_history.py [DEST] [--force] [--tarball T]   (default DEST: /var/lib/nfslab/bisect/linux-4.19-history)
 
 An existing history at DEST is reused as it is; --force makes it again. It takes about a minute (unpack + commit
 ~14k files). The source tarball is only read.
@@ -17,25 +18,18 @@ An existing history at DEST is reused as it is; --force makes it again. It takes
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 if __package__ in (None, ""):                       # run as a script: python bench/bisect_history.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lab import kernels                             # noqa: E402
-from lab.errors import KernelUnavailable, LabError  # noqa: E402
-from lab.paths import KERNELS, LabHome              # noqa: E402
-from lab.spec import load_kernel                    # noqa: E402
+from bench import kernel_history as history         # noqa: E402
+from bench.kernel_history import BENCH              # noqa: E402
+from lab.paths import KERNELS                       # noqa: E402
 
-SPEC = KERNELS / "mainline-4.19.yaml"
 PATCH = KERNELS / "patches/be189f7e-4.19.patch"
-PRUNED = "linux-4.19.1-pruned.tar.xz"
-DEFAULT_DEST = Path("/var/lib/nfslab/bisect/linux-4.19-history")
-BENCH = ("nfslab bench", "nfslab@localhost")
+DEFAULT_DEST = history.HISTORIES / "linux-4.19-history"
 FIX_AUTHOR = ("Trond Myklebust", "trond.myklebust@hammerspace.com")
 FIX_SUBJECT = "NFS: Fix dentry revalidation on NFSv4 lookup"
 FIX = "fix"   # marks the commit that applies the patch instead of an edit
@@ -72,12 +66,8 @@ NFS4_OPEN_CLAIM_FH, so an open by name always goes to the server and the dentry 
 
 
 def git(dest: Path, *args: str, author: tuple[str, str] = BENCH, day: int = 0) -> str:
-    """git in the history, as a fixed author on a fixed date (4.19.1 was released on 2018-11-04)."""
-    date = f"2018-11-{4 + day:02d}T12:00:00+0000"
-    env = dict(os.environ, GIT_AUTHOR_NAME=author[0], GIT_AUTHOR_EMAIL=author[1], GIT_AUTHOR_DATE=date,
-               GIT_COMMITTER_NAME=BENCH[0], GIT_COMMITTER_EMAIL=BENCH[1], GIT_COMMITTER_DATE=date)
-    return subprocess.run(["git", "-C", str(dest), *args], check=True, capture_output=True, text=True,
-                          env=env).stdout.strip()
+    """git in the history, as a fixed author on a fixed date: `day` days after 4.19.1's release."""
+    return history.git(dest, *args, author=author, date=f"2018-11-{4 + day:02d}T12:00:00+0000")
 
 
 def edit(dest: Path, path: str, old: str, new: str) -> None:
@@ -89,14 +79,7 @@ def edit(dest: Path, path: str, old: str, new: str) -> None:
 
 
 def make(dest: Path, tarball: Path) -> None:
-    kernels.unpack_tree(tarball, None, dest, dest.with_name(dest.name + ".unpack.log"))   # drops a top directory
-    git(dest, "init", "-q", "--initial-branch=history")
-    for key, value in (("gc.auto", "0"), ("core.autocrlf", "false")):
-        git(dest, "config", key, value)
-    git(dest, "add", "-A", "-f", ".")
-    git(dest, "commit", "-q", "-m", "Linux 4.19.1 (pruned to the lab's x86_64 config)" if tarball.name == PRUNED
-        else "Linux 4.19.1")
-    git(dest, "tag", "base")
+    history.start(dest, tarball, branch="history")
     for day, (path, old, new, subject) in enumerate(HISTORY, 1):
         if path == FIX:
             git(dest, "apply", "--index", str(PATCH))
@@ -123,22 +106,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dest", nargs="?", type=Path, default=DEFAULT_DEST)
     parser.add_argument("--force", action="store_true", help="remove DEST and make the history again")
+    parser.add_argument("--tarball", type=Path, help=history.TARBALL_HELP)
     args = parser.parse_args()
     dest = args.dest.resolve()
-    if args.force and dest.exists():
-        shutil.rmtree(dest)
-    if dest.exists():
-        if not (dest / ".git").is_dir() or subprocess.run(["git", "-C", str(dest), "rev-parse", "-q", "--verify",
-                                                            "tip"], capture_output=True).returncode != 0:
-            sys.exit(f"bisect_history: {dest} exists and is not a finished history (--force makes it again)")
-    else:
-        if not PATCH.exists():
-            sys.exit(f"bisect_history: {PATCH}: not found")
-        try:
-            tarball = kernels.linux_tree(load_kernel(SPEC), LabHome.default(), progress=print)
-        except (KernelUnavailable, LabError) as e:
-            sys.exit(f"bisect_history: the 4.19.1 tree: {e}")
-        make(dest, tarball)
+    if not history.reusable(dest, args.force, "bisect_history"):
+        history.require("bisect_history", PATCH)
+        make(dest, history.find_tarball("bisect_history", args.tarball))
     print(summary(dest))
     return 0
 

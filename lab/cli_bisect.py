@@ -45,6 +45,9 @@ ReportOpt = typer.Option(None, "--report", help="directory for steps.jsonl, repo
 KeepHostOpt = typer.Option(False, "--keep-host", help="leave the lab namespace and libvirtd running afterwards")
 OldOpt = typer.Option(None, "--good", "--old", help="the older end: good for a regression, unfixed for a fix")
 NewOpt = typer.Option(None, "--bad", "--new", help="the newer end: bad for a regression, fixed for a fix")
+BadIfOpt = typer.Option(None, "--bad-if", help='judge each run by its figures instead of the strict verdict: it '
+                                               'fails when EXPR holds, e.g. "window > 5s" (figures: window, stale, '
+                                               'estale, first_new; see lab/predicate.py); errors stay skips')
 
 
 def _settings(repeat: int, flaky: str, terms: str):
@@ -61,6 +64,22 @@ def _settings(repeat: int, flaky: str, terms: str):
         return Settings(repeat=repeat, flaky=policy, terms=chosen)
     except ValueError as e:
         raise Usage(f"--repeat: {e}") from None
+
+
+def _predicate(text: Optional[str]):
+    """--bad-if's expression, or None for the strict verdict."""
+    from .predicate import parse
+    if text is None:
+        return None
+    try:
+        return parse(text)
+    except ValueError as e:
+        raise Usage(f"--bad-if: {e}") from None
+
+
+def _predicate_note(predicate) -> str:
+    return (f'A run fails when `{predicate}` holds on its figures and passes when it does not (--bad-if; '
+            f'lab/predicate.py defines them); a lab error is still a skip.')
 
 
 def _matrix(path: Optional[Path]):
@@ -136,7 +155,7 @@ def bisect_versions(cell: Optional[str] = typer.Option(None, "--cell", help="the
                                                                 "`lab compare`: bisect every change it gives a range"),
                     repeat: int = RepeatOpt, flaky: str = FlakyOpt, terms: str = TermsOpt,
                     matrix: Optional[Path] = MatrixOpt, report: Optional[Path] = ReportOpt,
-                    keep_host: bool = KeepHostOpt):
+                    keep_host: bool = KeepHostOpt, bad_if: Optional[str] = BadIfOpt):
     """Binary search over an ordered list of kernel specs for the first one whose cell verdict is like --bad's."""
     from .bisect import StepLog, bisect_versions as run_bisect
     from .host import require_root
@@ -144,6 +163,7 @@ def bisect_versions(cell: Optional[str] = typer.Option(None, "--cell", help="the
     from .results import RunDir
     m = _matrix(matrix)
     settings = _settings(repeat, flaky, terms)
+    predicate = _predicate(bad_if)
     requests, notes = _versions_requests(m, cell, good, bad, kernels, from_changes, settings.terms)
     for note in notes:
         logger.info("%s", note)
@@ -157,7 +177,7 @@ def bisect_versions(cell: Optional[str] = typer.Option(None, "--cell", help="the
     require_root()
     directory = _report_dir(report)
     crash.save_into(directory)
-    probe = CellProbe(m, requests[0].params, RunDir(directory / "cells"), progress=logger.info)
+    probe = CellProbe(m, requests[0].params, RunDir(directory / "cells"), progress=logger.info, predicate=predicate)
     codes = []
     with _interruptible():
         try:
@@ -168,6 +188,8 @@ def bisect_versions(cell: Optional[str] = typer.Option(None, "--cell", help="the
                 logger.info("bisect %s over %d kernels (%s)", request.cell, len(request.kernels), settings.terms.key)
                 result = run_bisect(request, probe.probe(), settings, on_step=_recorder(log),
                                     command=" ".join(["lab", *sys.argv[1:]]))
+                if predicate is not None:
+                    result.notes.append(_predicate_note(predicate))
                 _publish(result, where)
                 codes.append(result.exit_code)
         finally:
@@ -244,7 +266,7 @@ def bisect_git(repo: Path = typer.Option(..., "--repo", help="a git work tree of
                                                    "commit, built against the base's kernel; default: the base's)"),
                terms: str = TermsOpt, repeat: int = RepeatOpt, flaky: str = FlakyOpt,
                matrix: Optional[Path] = MatrixOpt, report: Optional[Path] = ReportOpt,
-               keep_host: bool = KeepHostOpt):
+               keep_host: bool = KeepHostOpt, bad_if: Optional[str] = BadIfOpt):
     """`git bisect run` over commits: each step builds the commit and runs the cell (lab bisect-step); the culprit is
     then confirmed against its parent, a report written, and the bisect reset."""
     from .bisect import StepLog, params_label
@@ -254,6 +276,7 @@ def bisect_git(repo: Path = typer.Option(..., "--repo", help="a git work tree of
     from .results import RunDir
     m = _matrix(matrix)
     settings = _settings(repeat, flaky, terms)
+    predicate = _predicate(bad_if)
     m, spec, params = _git_plan(m, cell, base, scope)
     if good is None or bad is None:
         raise Usage(f"bisect git needs --good and --bad (with --terms fixed/unfixed: --old is {settings.terms.old}, "
@@ -272,11 +295,12 @@ def bisect_git(repo: Path = typer.Option(..., "--repo", help="a git work tree of
     crash.save_into(directory)
     steps = StepLog(directory / "steps.jsonl")
     use_tree(r.path)
-    step_argv = step_command(r.path, params, spec.name, settings, steps.path, directory / "cells", m.path, scope)
+    step_argv = step_command(r.path, params, spec.name, settings, steps.path, directory / "cells", m.path, scope,
+                             str(predicate) if predicate else None)
     # the step runs `python -m lab` inside the repository: it must import this very lab, installed or not
     here = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p))
-    cell_probe = CellProbe(m, params, RunDir(directory / "cells"), progress=logger.info)
+    cell_probe = CellProbe(m, params, RunDir(directory / "cells"), progress=logger.info, predicate=predicate)
     with _interruptible():
         try:
             cell_probe.runner.prepare()   # the host stays up across the step processes, and a broken one stops us here
@@ -289,19 +313,23 @@ def bisect_git(repo: Path = typer.Option(..., "--repo", help="a git work tree of
             raise LabError("git bisect", str(e)) from None
         finally:
             cell_probe.close(keep_host)
+    if predicate is not None:
+        result.notes.append(_predicate_note(predicate))
     _publish(result, directory)
     raise typer.Exit(result.exit_code)
 
 
 def step_command(repo: Path, params: dict, base: str, settings, log: Path, runs: Path, matrix: Path,
-                 scope: Optional[str]) -> list[str]:
+                 scope: Optional[str], bad_if: Optional[str] = None) -> list[str]:
     """What `git bisect run` runs for each commit: this interpreter's `lab bisect-step`, every path absolute (git
-    runs it inside the repository), and --keep-host (the host outlives the steps; `lab bisect git` releases it)."""
+    runs it inside the repository), --keep-host (the host outlives the steps; `lab bisect git` releases it), and
+    --bad-if when the runs are judged by a predicate."""
     from .bisect import params_label
     return [sys.executable, "-m", "lab", "bisect-step", "--repo", str(repo.resolve()), "--cell", params_label(params),
             "--base", base, "--terms", settings.terms.key, "--repeat", str(settings.repeat), "--flaky",
             settings.flaky, "--log", str(log.resolve()), "--runs", str(runs.resolve()), "--matrix",
-            str(matrix.resolve()), "--keep-host", *(["--scope", scope] if scope else [])]
+            str(matrix.resolve()), "--keep-host", *(["--scope", scope] if scope else []),
+            *(["--bad-if", bad_if] if bad_if else [])]
 
 
 @app.command("bisect-step")
@@ -310,7 +338,8 @@ def bisect_step(repo: Path = typer.Option(..., "--repo"), cell: str = typer.Opti
                 terms: str = TermsOpt, repeat: int = RepeatOpt, flaky: str = FlakyOpt,
                 log: Path = typer.Option(..., "--log", help="the step log (JSONL) to append this step to"),
                 runs: Path = typer.Option(..., "--runs", help="the run directory the cell's results and logs go to"),
-                matrix: Optional[Path] = MatrixOpt, keep_host: bool = KeepHostOpt):
+                matrix: Optional[Path] = MatrixOpt, keep_host: bool = KeepHostOpt,
+                bad_if: Optional[str] = BadIfOpt):
     """One step of `git bisect run` (lab bisect git runs it): build the commit under test and run the cell N times.
     Exit 0 good (old), 1 bad (new), 125 skip (failed build, lab ERROR, disagreeing runs), 128 abort the bisect (bad
     input, or the lab itself cannot run)."""
@@ -318,7 +347,7 @@ def bisect_step(repo: Path = typer.Option(..., "--repo"), cell: str = typer.Opti
     from .gitbisect import GitError
     crash.save_into(log.parent)   # a traceback goes into the bisect's directory, next to its step log
     try:
-        code = _bisect_step(repo, cell, base, scope, terms, repeat, flaky, log, runs, matrix, keep_host)
+        code = _bisect_step(repo, cell, base, scope, terms, repeat, flaky, log, runs, matrix, keep_host, bad_if)
     except (SpecError, Usage, HostNotReady, LabError, GitError) as e:
         print(f"lab bisect-step: {e} (aborting the bisect)", file=sys.stderr)
         code = EXIT_ABORT
@@ -332,7 +361,7 @@ def bisect_step(repo: Path = typer.Option(..., "--repo"), cell: str = typer.Opti
     raise typer.Exit(code)
 
 
-def _bisect_step(repo, cell, base, scope, terms, repeat, flaky, log, runs, matrix, keep_host) -> int:
+def _bisect_step(repo, cell, base, scope, terms, repeat, flaky, log, runs, matrix, keep_host, bad_if=None) -> int:
     from .bisect import EXIT_CODES, StepLog, run_step
     from .gitbisect import Repo
     from .host import require_root
@@ -340,13 +369,14 @@ def _bisect_step(repo, cell, base, scope, terms, repeat, flaky, log, runs, matri
     from .results import RunDir
     m = _matrix(matrix)
     settings = _settings(repeat, flaky, terms)
+    predicate = _predicate(bad_if)
     m, spec, params = _git_plan(m, cell, base, scope)
     r = Repo(repo).check()
     commit = r.under_test()
     require_root()
     use_tree(r.path)
     runs.mkdir(parents=True, exist_ok=True)
-    cell_probe = CellProbe(m, params, RunDir(runs), progress=logger.info)
+    cell_probe = CellProbe(m, params, RunDir(runs), progress=logger.info, predicate=predicate)
     logger.info("bisect-step %s %s", commit[:12], r.subject(commit))
     try:
         step = run_step(commit, commit_probe(cell_probe, spec, r.path, scope), settings)

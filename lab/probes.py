@@ -18,9 +18,10 @@ from . import kernels
 from .bisect import Build, Probe, Trial
 from .errors import KernelUnavailable, LabError
 from .paths import LabHome
+from .predicate import Predicate
 from .results import RunDir
 from .runner import Runner
-from .spec import Cell, Kernel, Matrix, kernel_files, load_with_bases
+from .spec import Cell, Kernel, Matrix, load_with_bases
 
 
 def _quiet(msg: str) -> None:
@@ -28,11 +29,13 @@ def _quiet(msg: str) -> None:
 
 
 class CellProbe:
-    """Runs one cell's axis values on whichever kernel a bisect asks for."""
+    """Runs one cell's axis values on whichever kernel a bisect asks for. With a `predicate` (--bad-if), a run's
+    status is whether the predicate holds on its figures (fail) or not (pass), instead of the strict verdict."""
 
     def __init__(self, matrix: Matrix, params: dict, run_dir: RunDir, home: LabHome | None = None,
-                 progress=_quiet):
+                 progress=_quiet, predicate: Predicate | None = None):
         self.params = dict(params)
+        self.predicate = predicate
         self.runner = Runner(matrix, run_dir, home=home, progress=progress)
         self.progress = progress
         self.runs: dict[str, int] = {}
@@ -64,7 +67,11 @@ class CellProbe:
     def run(self, candidate: str) -> Trial:
         record = self.runner.run_cell(Cell(candidate, dict(self.params)))
         self._keep_logs(record.cell_id)
-        return Trial(record.status, record.verdict_obj.summary(), record.duration_s)
+        verdict = record.verdict_obj
+        if self.predicate is None:
+            return Trial(record.status, verdict.summary(), record.duration_s)
+        return Trial(self.predicate.status(verdict), f"{verdict.summary()}; {self.predicate.explain(verdict)}",
+                     record.duration_s)
 
     def title(self, candidate: str) -> str:
         return self.runner.matrix.kernel(candidate).title
@@ -88,9 +95,9 @@ class CellProbe:
 
 def with_kernels(matrix: Matrix, names: list[str]) -> Matrix:
     """The matrix with every named kernel spec known (and the bases of builds), rows or not: a version series
-    may name specs that matrix.yaml does not list. ValueError names an unknown one."""
-    directory = next(iter(matrix.known.values())).path.parent
-    files = kernel_files(directory)
+    may name specs that matrix.yaml does not list, looked up where the matrix's own are. ValueError names an
+    unknown one."""
+    files = matrix.files
     known = dict(matrix.known)
     for name in names:
         if name not in files and name not in known:

@@ -523,6 +523,7 @@ class Matrix:
     experiment: Experiment
     timeouts: Timeouts = Timeouts()
     known: dict[str, Kernel] = field(default_factory=dict, repr=False)  # rows + server + build bases
+    files: dict[str, Path] = field(default_factory=dict, repr=False)    # name → spec file of every spec it can name
 
     def kernel(self, name: str) -> Kernel:
         try:
@@ -555,12 +556,30 @@ def find_kernels_dir(matrix_path: Path) -> Path:
     return KERNELS
 
 
+def kernel_dirs(matrix_path: Path) -> list[Path]:
+    """Where a matrix's kernel names are looked up, in order: its own kernels/ (find_kernels_dir), then nfslab's
+    own specs. The first directory that has a name wins, so a spec of the matrix's replaces a packaged one of the
+    same name, and its specs can name packaged ones (a server, a `base:`) as if they were beside them."""
+    own = find_kernels_dir(matrix_path)
+    return [own] if own == KERNELS else [own, KERNELS]
+
+
+def kernel_lookup(dirs: list[Path]) -> dict[str, Path]:
+    """name → file over the directories in order (kernel_files of each); an earlier directory's name wins."""
+    found: dict[str, Path] = {}
+    for directory in dirs:
+        for name, path in kernel_files(directory).items():
+            found.setdefault(name, path)
+    return found
+
+
 def load_matrix(path: Path | str, kernels_dir: Path | str | None = None) -> Matrix:
-    """Read matrix.yaml and every kernel spec it needs (rows, server, bases of builds)."""
+    """Read matrix.yaml and every kernel spec it needs (rows, server, bases of builds), looked up in `kernels_dir`
+    alone when given, else in kernel_dirs() of the matrix."""
     src = Source(Path(path))
     doc = src.load()
     src.mapping(doc, "a matrix", None, MATRIX_KEYS, required=REQUIRED_MATRIX_KEYS)
-    files = kernel_files(Path(kernels_dir) if kernels_dir is not None else find_kernels_dir(src.path))
+    files = kernel_files(Path(kernels_dir)) if kernels_dir is not None else kernel_lookup(kernel_dirs(src.path))
     known: dict[str, Kernel] = {}
     names = _kernel_list(src, doc, files)
     for name in names:
@@ -570,7 +589,7 @@ def load_matrix(path: Path | str, kernels_dir: Path | str | None = None) -> Matr
         raise src.error(src.value_line(doc, "server"), _unknown("server kernel", server, sorted(files)))
     load_with_bases(server, files, known)
     return Matrix(path=src.path, kernels=[known[n] for n in names], server=server, axes=_axes(src, doc),
-                  experiment=_experiment(src, doc), timeouts=_timeouts(src, doc), known=known)
+                  experiment=_experiment(src, doc), timeouts=_timeouts(src, doc), known=known, files=files)
 
 
 def _kernel_list(src: Source, doc: CommentedMap, files: dict[str, Path]) -> list[str]:

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 from lab import hostdeps
+from lab.paths import KERNELS as PACKAGED_KERNELS
 from tests import CHECKOUT
 
 KERNELS = Path(__file__).resolve().parent / "data" / "kernels"   # bad-base, ok-box, ok-build, ok-deb
+PACKAGED = {p.stem for p in PACKAGED_KERNELS.glob("*.yaml")}      # nfslab's own, looked up after those
 
 MATRIX = """\
 kernels: [ok-deb]
@@ -65,8 +67,9 @@ ROWS = [
     row("unknown-top-level-key", ["list"], "matrix.yaml:11: unknown key 'timeout', did you mean 'timeouts'? "
         "(allowed: kernels, server, axes, experiment, timeouts)",
         files={"matrix.yaml": MATRIX + "timeout: {boot: 5m}\n"}),
+    # the names a matrix can use: its own kernels/, then nfslab's own specs
     row("unknown-kernel", ["list"], "matrix.yaml:1: unknown kernel 'ok-dbe', did you mean 'ok-deb'? "
-        "(allowed: bad-base, ok-box, ok-build, ok-deb)",
+        f"(allowed: {', '.join(sorted({p.stem for p in KERNELS.glob('*.yaml')} | PACKAGED))})",
         files={"matrix.yaml": MATRIX.replace("[ok-deb]", "[ok-deb, ok-dbe]")}),
     row("duplicate-kernel", ["list"], "matrix.yaml:1: kernel 'ok-deb' is listed twice",
         files={"matrix.yaml": MATRIX.replace("[ok-deb]", "[ok-deb, ok-deb]")}),

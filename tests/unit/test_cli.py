@@ -83,6 +83,30 @@ def test_kernel_specs_beside_or_above_the_matrix_else_nfslabs_own(tmp_path):
     assert find_kernels_dir(tmp_path / "a" / "b" / "matrix.yaml") == tmp_path / "a" / "kernels"
 
 
+def test_a_matrixs_own_kernel_specs_first_then_nfslabs(tmp_path):
+    """One rule: the matrix's kernels/ (beside or above it), then nfslab's own; the first that has a name wins. So
+    an experiment's specs can sit in its own kernels/ and still name packaged ones (the server, a base, more rows)."""
+    from lab.probes import with_kernels
+    from lab.spec import SpecError, kernel_dirs, load_matrix
+    own = tmp_path / "matrices" / "kernels"
+    own.mkdir(parents=True)
+    (own / "mine.yaml").write_text("name: mine\ntitle: Mine\nsource:\n  build:\n    base: debian-6.1\n"
+                                   "    tree: linux-source-6.1\n    scope: module:fs/nfs\n")
+    (own / "debian-6.12.yaml").write_text((KERNELS / "debian-6.12.yaml").read_text().replace("Linux 6.12", "Ours"))
+    matrix = tmp_path / "matrices" / "m.yaml"
+    matrix.write_text("kernels: [mine, debian-6.12, mainline-4.19]\nserver: debian-6.1\naxes: {vers: ['4.1']}\n"
+                      "experiment: {name: rename, duration: 60s, interval: 0.5s, pass_within: 2s}\n")
+    assert kernel_dirs(matrix) == [own, KERNELS]
+    assert kernel_dirs(DEFAULT_MATRIX) == [KERNELS]
+    m = load_matrix(matrix)
+    assert {name: k.path.parent for name, k in m.known.items()} == {
+        "mine": own, "debian-6.12": own, "mainline-4.19": KERNELS, "debian-6.1": KERNELS}
+    assert "Ours" in m.kernel("debian-6.12").title
+    assert with_kernels(m, ["debian-6.1-nofix"]).kernel("debian-6.1-nofix").path.parent == KERNELS
+    with pytest.raises(SpecError, match="unknown kernel 'mainline-4.19'"):   # a kernels_dir given is the only one
+        load_matrix(matrix, own)
+
+
 def test_version_is_one_line_and_exit_0(lab_cli):
     from lab.cli import version
     r = lab_cli("--version")
