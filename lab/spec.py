@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
 
 from . import axes as axis_registry
+from .errors import SpecError, display_path  # noqa: F401  (callers name them lab.spec.SpecError, …)
 from .paths import KERNELS
+from .safeload import cut, load_yaml
 
 EXPERIMENTS = ("rename", "git-packed-refs")   # lab.experiments.EXPERIMENTS has the same names
 VERDICTS = ("pass", "fail")
@@ -27,31 +28,6 @@ Verdict = Literal["pass", "fail"]
 
 # ---- errors ------------------------------------------------------------------------------------------------------
 
-def display_path(path: Path | str) -> str:
-    """The path as the user would type it: relative to the working directory when it lies below it."""
-    path = Path(path)
-    if path.is_absolute():
-        try:
-            return str(path.relative_to(Path.cwd()))
-        except ValueError:
-            return str(path)
-    return str(path)
-
-
-class SpecError(Exception):
-    """A mistake in a spec file, said in one line that an editor can jump to."""
-
-    def __init__(self, path: Path | str, line: int | None, message: str):
-        self.path = Path(path)
-        self.line = line
-        self.message = message
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        where = display_path(self.path) + (f":{self.line}" if self.line else "")
-        return f"{where}: {self.message}"
-
-
 def _allowed(names) -> str:
     return f"(allowed: {', '.join(names)})"
 
@@ -59,9 +35,9 @@ def _allowed(names) -> str:
 def _unknown(what: str, name: object, allowed) -> str:
     """`unknown key 'kernal', did you mean 'kernels'? (allowed: …)`: a typo is the usual cause."""
     allowed = list(allowed)
-    close = difflib.get_close_matches(str(name), allowed, n=1)
+    close = difflib.get_close_matches(cut(name), allowed, n=1)
     hint = f", did you mean '{close[0]}'?" if close else ""
-    return f"unknown {what} '{name}'{hint} {_allowed(allowed)}"
+    return f"unknown {what} '{cut(name)}'{hint} {_allowed(allowed)}"
 
 
 # ---- reading YAML with line numbers -----------------------------------------------------------------------------
@@ -73,20 +49,7 @@ class Source:
         self.path = path
 
     def load(self) -> Any:
-        try:
-            text = self.path.read_text()
-        except FileNotFoundError:
-            raise SpecError(self.path, None, "no such file") from None
-        except IsADirectoryError:
-            raise SpecError(self.path, None, "is a directory, not a YAML file") from None
-        except OSError as e:
-            raise SpecError(self.path, None, f"cannot read it: {e.strerror}") from None
-        try:
-            return YAML(typ="rt").load(text)
-        except MarkedYAMLError as e:
-            mark = e.problem_mark or e.context_mark
-            line = mark.line + 1 if mark else None
-            raise SpecError(self.path, line, f"YAML syntax error: {e.problem or e.context}") from None
+        return load_yaml(self.path)
 
     def error(self, line: int | None, message: str) -> SpecError:
         return SpecError(self.path, line, message)
@@ -149,22 +112,25 @@ class Source:
 
 # ---- durations ---------------------------------------------------------------------------------------------------
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION = re.compile(r"^\s*(\d{1,12}(?:\.\d{1,9})?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+MAX_DURATION = 86400.0   # a day: longer is a typo (`30h` for `30s`), and would hold a VM for as long
 
 
 def parse_duration(raw: object) -> float:
-    """`30s`, `500ms`, `1.5s`, `2m` or a plain number of seconds → seconds; ValueError otherwise."""
+    """`30s`, `500ms`, `1.5s`, `2m` or a plain number of seconds, at most a day → seconds; ValueError otherwise
+    (also for NaN and infinity, which YAML reads from `.nan` and `.inf`)."""
     if isinstance(raw, bool):
         raise ValueError(raw)
     if isinstance(raw, (int, float)):
-        if raw < 0:
-            raise ValueError(raw)
-        return float(raw)
-    match = _DURATION.match(str(raw))
-    if not match:
+        seconds = float(raw)
+    elif isinstance(raw, str) and (match := _DURATION.match(raw)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
         raise ValueError(raw)
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not 0 <= seconds <= MAX_DURATION:   # False for NaN too
+        raise ValueError(raw)
+    return seconds
 
 
 # ---- kernels -----------------------------------------------------------------------------------------------------
@@ -357,6 +323,10 @@ def _axis_value(src: Source, node: Any, name: str, raw: object, line: int | None
         raise src.error(src.key_line(node, name), _unknown("axis", name, axis_registry.axis_names()))
     if raw is None or isinstance(raw, (CommentedMap, CommentedSeq)):
         raise src.error(line, f"{name} values must be plain values {_allowed(handler.allowed or ('a number',))}")
+    if isinstance(raw, float):   # `vers: [4.10]` would silently become 4.1
+        raise src.error(line, f"{name} value {cut(raw)} is a number: quote it (\"{cut(raw)}\")")
+    if not isinstance(raw, (str, int, bool)):   # a date, bytes…
+        raise src.error(line, f"{name} value '{cut(raw)}' is not a plain value: quote it")
     value = handler.normalise(raw)
     problem = handler.validate(value)
     if problem:
@@ -390,6 +360,7 @@ class Experiment:
     capture: bool = False    # a packet capture of the NFS traffic per cell, decoded into operation counts
 
 
+MAX_REPEATS = 1000   # runs per cell; more is a typo, and days of VM time
 EXPERIMENT_KEYS = ["name", "duration", "interval", "pass_within", "repeats", "settle", "capture"]
 DURATION_KEYS = ("duration", "interval", "pass_within", "settle")
 
@@ -407,8 +378,9 @@ def _experiment(src: Source, doc: CommentedMap) -> Experiment:
             values[key] = _duration(src, node, key)
     if "repeats" in node:
         repeats = node["repeats"]
-        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-            raise src.error(src.value_line(node, "repeats"), f"bad repeats '{repeats}' (allowed: a whole number >= 1)")
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
+            raise src.error(src.value_line(node, "repeats"),
+                            f"bad repeats '{cut(repeats)}' (allowed: a whole number from 1 to {MAX_REPEATS})")
         values["repeats"] = repeats
     if "capture" in node:
         values["capture"] = _switch(src, node, "capture")
@@ -425,7 +397,7 @@ def _switch(src: Source, node: CommentedMap, key: str) -> bool:
         return value
     if str(value).lower() in ("on", "off"):
         return str(value).lower() == "on"
-    raise src.error(src.value_line(node, key), f"bad {key} '{value}' (allowed: on, off)")
+    raise src.error(src.value_line(node, key), f"bad {key} '{cut(value)}' (allowed: on, off)")
 
 
 def _duration(src: Source, node: CommentedMap, key: str) -> float:
@@ -433,7 +405,8 @@ def _duration(src: Source, node: CommentedMap, key: str) -> float:
         return parse_duration(node[key])
     except ValueError:
         raise src.error(src.value_line(node, key),
-                        f"bad duration '{node[key]}' for {key} (allowed: e.g. 30s, 500ms, 1.5s, 2m, or seconds)") \
+                        f"bad duration '{cut(node[key])}' for {key} (allowed: e.g. 30s, 500ms, 1.5s, 2m, or seconds, "
+                        f"up to a day)") \
             from None
 
 
@@ -471,8 +444,9 @@ def _timeouts(src: Source, doc: CommentedMap) -> Timeouts:
         except ValueError:
             values[key] = 0.0
         if values[key] <= 0:
-            raise src.error(src.value_line(node, key), f"bad timeout '{node[key]}' for {key} "
-                                                       f"(allowed: a duration > 0, e.g. {getattr(Timeouts, key):g}s)")
+            raise src.error(src.value_line(node, key), f"bad timeout '{cut(node[key])}' for {key} "
+                                                       f"(allowed: a duration > 0 and up to a day, e.g. "
+                                                       f"{getattr(Timeouts, key):g}s)")
     return Timeouts(**values)
 
 
@@ -599,12 +573,22 @@ def _kernel_list(src: Source, doc: CommentedMap, files: dict[str, Path]) -> list
     names: list[str] = []
     for index, name in enumerate(items):
         line = src.item_line(items, index)
+        if not isinstance(name, str):
+            raise src.error(line, f"kernels entries must be kernel names, not {_kind(name)} {_allowed(sorted(files))}")
         if name in names:
             raise src.error(line, f"kernel '{name}' is listed twice")
         if name not in files:
             raise src.error(line, _unknown("kernel", name, sorted(files)))
         names.append(name)
     return names
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, CommentedSeq):
+        return "a list"
+    if isinstance(value, CommentedMap):
+        return "a mapping"
+    return f"'{cut(value)}'"
 
 
 def load_with_bases(name: str, files: dict[str, Path], known: dict[str, Kernel]) -> None:
@@ -633,6 +617,9 @@ def _base_line(path: Path) -> int | None:
     return Source.value_line(build, "base")
 
 
+MAX_COLUMNS = 1024   # axis combinations; each is a cell per kernel
+
+
 def _axes(src: Source, doc: CommentedMap) -> dict[str, list[str]]:
     node = src.mapping(doc["axes"], "axes", src.value_line(doc, "axes"), axis_registry.axis_names(),
                        key_word="axis")
@@ -648,7 +635,10 @@ def _axes(src: Source, doc: CommentedMap) -> dict[str, list[str]]:
             line = src.item_line(values, index)
             value = _axis_value(src, node, name, raw, line)
             if value in result[name]:
-                raise src.error(line, f"value '{value}' is listed twice for axis '{name}'")
+                raise src.error(line, f"value '{cut(value)}' is listed twice for axis '{name}'")
             result[name].append(value)
+    columns = math.prod(len(values) for values in result.values())
+    if columns > MAX_COLUMNS:
+        raise src.error(src.value_line(doc, "axes"), f"the axes make {columns} columns (at most {MAX_COLUMNS})")
     return result
 

@@ -82,9 +82,9 @@ ROWS = [
         "(allowed: 3, 4.0, 4.1, 4.2)",
         files={"matrix.yaml": MATRIX.replace('["4.0", "4.1"]', "[]")}),
     row("bad-duration", ["list"], "matrix.yaml:7: bad duration '30 seconds' for duration "
-        "(allowed: e.g. 30s, 500ms, 1.5s, 2m, or seconds)",
+        "(allowed: e.g. 30s, 500ms, 1.5s, 2m, or seconds, up to a day)",
         files={"matrix.yaml": MATRIX.replace("30s", "30 seconds")}),
-    row("repeats-0", ["list"], "matrix.yaml:10: bad repeats '0' (allowed: a whole number >= 1)",
+    row("repeats-0", ["list"], "matrix.yaml:10: bad repeats '0' (allowed: a whole number from 1 to 1000)",
         files={"matrix.yaml": MATRIX.replace("repeats: 1", "repeats: 0")}),
     row("missing-experiment-key", ["list"], "matrix.yaml:6: experiment needs 'interval' "
         "(required: duration, interval, pass_within)",
@@ -92,7 +92,8 @@ ROWS = [
     row("missing-top-level-key", ["list"], "matrix.yaml:1: a matrix needs 'server' "
         "(required: kernels, server, axes, experiment)",
         files={"matrix.yaml": MATRIX.replace("server: ok-deb\n", "")}),
-    row("bad-timeout", ["list"], "matrix.yaml:12: bad timeout '0s' for boot (allowed: a duration > 0, e.g. 300s)",
+    row("bad-timeout", ["list"], "matrix.yaml:12: bad timeout '0s' for boot (allowed: a duration > 0 and up to a day, "
+        "e.g. 300s)",
         files={"matrix.yaml": MATRIX + "timeouts:\n  boot: 0s\n"}),
     row("unknown-timeout", ["list"], "matrix.yaml:12: unknown timeout 'boto', did you mean 'boot'? "
         "(allowed: boot, revert, ssh, command, nfsd, mount, experiment, build)",

@@ -84,7 +84,7 @@ def test_cell_identity_and_group():
 
 # ---- YAML 1.1 booleans and axis values ---------------------------------------------------------------------------
 
-def test_yaml11_on_off_and_numbers_are_normalised():
+def test_yaml11_on_off_are_normalised():
     m = load_matrix(DATA / "matrix-ok.yaml", KERNELS)
     assert m.axes == {"vers": ["4.0", "4.1"], "leases": ["on", "off"], "stat_before_open": ["off"]}
     assert m.experiment.interval == 0.5 and m.experiment.pass_within == 1.5 and m.experiment.settle == 2
@@ -163,7 +163,8 @@ def test_parse_duration(raw, seconds):
     assert parse_duration(raw) == seconds
 
 
-@pytest.mark.parametrize("raw", ["30 seconds", "1.5.0s", "-1s", "s", True, -2])
+@pytest.mark.parametrize("raw", ["30 seconds", "1.5.0s", "-1s", "s", True, -2, float("nan"), float("inf"), "25h",
+                                 86401, None, [1]])
 def test_parse_duration_rejects(raw):
     with pytest.raises(ValueError):
         parse_duration(raw)
@@ -194,7 +195,7 @@ MATRIX_ERRORS = {
     "unknown-axis": "unknown-axis.yaml:5: unknown axis 'versoin', did you mean 'vers'? "
                     "(allowed: actimeo, leases, stat_before_open, vers)",
     "bad-duration": "bad-duration.yaml:6: bad duration '30 seconds' for duration "
-                    "(allowed: e.g. 30s, 500ms, 1.5s, 2m, or seconds)",
+                    "(allowed: e.g. 30s, 500ms, 1.5s, 2m, or seconds, up to a day)",
     "duplicate-kernel": "duplicate-kernel.yaml:4: kernel 'ok-deb' is listed twice",
     "unknown-server": "unknown-server.yaml:2: unknown server kernel 'debian-7.0' "
                       "(allowed: bad-base, ok-box, ok-build, ok-deb)",
@@ -202,7 +203,7 @@ MATRIX_ERRORS = {
     "bad-actimeo": "bad-actimeo.yaml:4: bad mount option 'actimeo=-1' (allowed: a whole number of seconds >= 0)",
     "unknown-experiment": "unknown-experiment.yaml:5: unknown experiment 'renmae', did you mean 'rename'? "
                           "(allowed: rename, git-packed-refs)",
-    "bad-repeats": "bad-repeats.yaml:8: bad repeats '0' (allowed: a whole number >= 1)",
+    "bad-repeats": "bad-repeats.yaml:8: bad repeats '0' (allowed: a whole number from 1 to 1000)",
     # the base is wrong in the kernel file, so that file's line is reported, not the matrix's
     "unknown-base": "bad-base.yaml:5: unknown base kernel 'no-such-kernel' "
                     "(allowed: bad-base, ok-box, ok-build, ok-deb)",
