@@ -7,23 +7,168 @@ records for the same run of a cell win, so a resumed or re-run cell simply appen
 
 A cell may run several times (`experiment.repeats`): each run is its own record, numbered by `repeat` (1…`repeats`).
 Records written before repeats existed read as run 1 of 1.
+
+Result files are also copied between machines and merged from CI shards, so reading trusts nothing: every line is
+checked against the record's schema (StoredRecord, pydantic) before it becomes a ResultRecord, and a line that fails
+is skipped like a torn one; run.json must have its schema too (RunMeta), or the command stops with one line.
 """
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import secrets
 import shutil
-import warnings
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Optional
 
-from .outcome import Verdict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from . import safeload
+from .errors import display_path
+from .outcome import KINDS, STATUSES, Verdict
+from .spec import VERDICTS
 
 RESULTS_GLOB = "results-*.jsonl"
 MERGED = "results-merged.jsonl"
 META = "run.json"
+META_LIMIT = safeload.MiB
+MAX_COLUMNS = 4096   # axis combinations a run.json may describe (the table is built from their product)
+
+log = logging.getLogger(__name__)
+
+
+# ---- the stored shapes ---------------------------------------------------------------------------------------------
+# What a record line and run.json must look like to be used. Extra keys are allowed everywhere (files written by a
+# newer lab stay readable); the record keeps the line's own values, these models only vouch for them.
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+
+class StoredRead(_Shape):
+    t: float = Field(ge=-1e6, le=1e6)
+    kind: str
+    text: str = ""
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        if kind not in KINDS:
+            raise ValueError(f"unknown read kind '{safeload.cut(kind)}' (allowed: {', '.join(KINDS)})")
+        return kind
+
+
+class StoredPhase(_Shape):
+    """What capture.summarise writes per client and phase (report.trace_lines formats it)."""
+
+    ops: dict[str, int] = {}
+    open_claims: dict[str, int] = {}
+    first_s: dict[str, float] = {}
+    stale_replies: int = 0
+    delay_replies: int = 0
+
+
+class StoredClientTrace(_Shape):
+    before: Optional[StoredPhase] = None
+    after: StoredPhase
+
+
+class StoredTrace(_Shape):
+    pcap: Optional[str] = None
+    alice: Optional[StoredClientTrace] = None
+    bob: Optional[StoredClientTrace] = None
+
+
+class StoredObservationMeta(_Shape):
+    trace: Optional[StoredTrace] = None
+    server_release: Optional[str] = None
+
+
+class StoredObservation(_Shape):
+    reads: list[StoredRead] = []
+    ls_output: str = ""
+    after_ls: Optional[StoredRead] = None
+    mv_ok: bool = True
+    meta: StoredObservationMeta = StoredObservationMeta()
+
+
+class StoredVerdict(_Shape):
+    status: str
+    reason: str = ""
+    first_new_after: Optional[float] = Field(default=None, ge=-1e6, le=1e6)
+    stale_for: float = Field(default=0.0, ge=-1e6, le=1e6)
+    estale_for: float = Field(default=0.0, ge=-1e6, le=1e6)
+    recovered: bool = True
+    ls_clears: Optional[bool] = None
+    detail: str = ""
+    ended_in: str = ""
+
+    @field_validator("status")
+    @classmethod
+    def _known_status(cls, status: str) -> str:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status '{safeload.cut(status)}' (allowed: {', '.join(STATUSES)})")
+        return status
+
+
+class StoredRecord(_Shape):
+    """One line of results-*.jsonl."""
+
+    run_id: str
+    cell_id: str
+    kernel: str
+    params: dict[str, str]
+    verdict: StoredVerdict
+    expected: str
+    started: str
+    duration_s: float = Field(ge=0, le=1e7)
+    worker: str
+    observation: Optional[StoredObservation]
+    logs: str
+    kernel_release: str = ""
+
+    @field_validator("expected")
+    @classmethod
+    def _known_expected(cls, expected: str) -> str:
+        if expected not in VERDICTS:
+            raise ValueError(f"unknown expected verdict '{safeload.cut(expected)}' (allowed: {', '.join(VERDICTS)})")
+        return expected
+
+    @field_validator("logs")
+    @classmethod
+    def _logs_inside(cls, logs: str) -> str:
+        """The log directory is joined to run directories (merge copies it, the HTML table links it)."""
+        problem = safeload.inside_problem(logs) if logs else None
+        if problem:
+            raise ValueError(f"'{safeload.cut(logs)}' is not a path inside the run directory ({problem})")
+        return logs
+
+
+class RunMeta(_Shape):
+    """run.json; every key is optional (a merged run has only some)."""
+
+    run_id: Optional[str] = None
+    matrix: Optional[str] = None
+    kernels: Optional[list[str]] = None
+    axes: Optional[dict[str, list[str]]] = None
+    server: Optional[str] = None
+    command: Optional[str] = None
+    started: Optional[str] = None
+    finished: Optional[str] = None
+    wall_s: Optional[float] = Field(default=None, ge=0)
+    merged_from: Optional[list[str]] = None
+
+    @field_validator("axes")
+    @classmethod
+    def _few_columns(cls, axes: Optional[dict[str, list[str]]]) -> Optional[dict[str, list[str]]]:
+        columns = math.prod(len(values) for values in (axes or {}).values())
+        if columns > MAX_COLUMNS:
+            raise ValueError(f"the axes make {columns} columns (at most {MAX_COLUMNS})")
+        return axes
 
 
 @dataclass
@@ -50,7 +195,15 @@ class ResultRecord:
 
     @classmethod
     def from_json(cls, line: str) -> "ResultRecord":
-        data = json.loads(line)
+        data = safeload.parse_json(line)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ResultRecord":
+        """A stored record, checked against StoredRecord first (pydantic's ValidationError, a ValueError, if not)."""
+        StoredRecord.model_validate(data, strict=True)
         names = {f.name for f in fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in names})
 
@@ -116,16 +269,9 @@ def latest_per_run(records: list[ResultRecord]) -> list[ResultRecord]:
 
 
 def read_jsonl(path: Path) -> list[ResultRecord]:
-    """All intact records of one file; a torn or corrupt line is skipped with a warning, not fatal."""
-    records = []
-    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(ResultRecord.from_json(line))
-        except (ValueError, TypeError) as e:
-            warnings.warn(f"{path}:{number}: skipping unreadable result line (torn write?): {e}", stacklevel=2)
-    return records
+    """All intact records of one file; torn or damaged lines are skipped with one warning for the file, not fatal.
+    A file that cannot be read at all (a directory, a FIFO, too large) is a BadFile."""
+    return safeload.read_jsonl(path, ResultRecord.from_dict)
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -225,14 +371,14 @@ class RunDir:
         return {cell for cell, _ in done if all((cell, k) in done for k in range(1, repeats + 1))}
 
     def write_meta(self, meta: dict) -> None:
-        # key order is meaning here: `axes` keeps the matrix's column order
-        write_atomic(self.path / META, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+        # key order is meaning here: `axes` keeps the matrix's column order; no NaN: readers refuse it
+        write_atomic(self.path / META, json.dumps(meta, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
     def meta(self) -> dict:
-        try:
-            return json.loads((self.path / META).read_text())
-        except FileNotFoundError:
+        """run.json as written (extra keys kept); none yet is {}; a damaged one is a BadFile."""
+        if not os.path.lexists(self.path / META):
             return {}
+        return safeload.load_json_object(self.path / META, RunMeta, META_LIMIT)
 
 
 def merge(dest: Path | str, sources: list[Path | str]) -> RunDir:
@@ -243,22 +389,41 @@ def merge(dest: Path | str, sources: list[Path | str]) -> RunDir:
     target.path.mkdir(parents=True, exist_ok=True)
     runs = [RunDir(source) for source in sources]
     merged = latest_per_run(target.all_records() + [r for run in runs for r in run.all_records()])
-    for record in merged:
-        _copy_logs(record, runs, target)
+    refused = [why for record in merged if (why := _copy_logs(record, runs, target))]
+    if refused:
+        log.warning(f"{display_path(target.path)}: {len(refused)} log director{'ies' if len(refused) > 1 else 'y'} "
+                    f"not copied (first: {refused[0]})")
     write_atomic(target.path / MERGED, "".join(r.to_json() + "\n" for r in merged))
     _merge_meta(target, runs)
     return target
 
 
-def _copy_logs(record: ResultRecord, runs: list[RunDir], target: RunDir) -> None:
-    """Bring the winning record's log directory along, from whichever source holds it."""
+def _copy_logs(record: ResultRecord, runs: list[RunDir], target: RunDir) -> str | None:
+    """Bring the winning record's log directory along, from whichever source holds it; never from or to a place
+    outside the run directories, whatever the record says or a symlink points at (then: why it was not copied).
+    Symlinks inside the logs are copied as links, not followed."""
     if not record.logs:
-        return
+        return None
+    if safeload.inside_problem(record.logs):   # records read from files were checked; built ones may not be
+        return f"{record.cell_id}: logs '{safeload.cut(record.logs)}' are not inside the run directory"
+    dest = target.path / record.logs
+    if not _below(dest, target.path):
+        return f"{record.cell_id}: {display_path(dest)} leads outside {display_path(target.path)}"
     for run in runs:
         source = run.path / record.logs
-        if source.is_dir() and source.resolve() != (target.path / record.logs).resolve():
-            shutil.copytree(source, target.path / record.logs, dirs_exist_ok=True)
-            return
+        if not source.is_dir():
+            continue
+        if not _below(source, run.path):
+            return f"{record.cell_id}: {display_path(source)} leads outside {display_path(run.path)}"
+        if source.resolve() != dest.resolve():
+            shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True)
+        return None
+    return None
+
+
+def _below(path: Path, root: Path) -> bool:
+    """Whether path, its symlinks followed, stays below root."""
+    return path.resolve().is_relative_to(root.resolve())
 
 
 def _merge_meta(target: RunDir, runs: list[RunDir]) -> None:
