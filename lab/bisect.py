@@ -20,8 +20,11 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from . import safeload
 from .aggregate import Tally, resolve
 from .results import _append_line, now_iso, write_atomic
 
@@ -173,6 +176,8 @@ class Step:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Step":
+        """A logged step, checked against StoredStep first (a ValueError if it does not fit)."""
+        StoredStep.model_validate(data, strict=True)
         names = {f.name for f in fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in names})
 
@@ -180,6 +185,40 @@ class Step:
     def tally(self) -> str:
         """`2 of 3 failed`: the count, not a rate, is what a reader can check."""
         return f"{self.statuses.count('fail')} of {len(self.statuses)} failed" if self.statuses else "not run"
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+
+class StoredBuild(_Shape):
+    result: str = "ok"
+    seconds: float = Field(default=0.0, ge=0, le=1e7)
+    detail: str = ""
+
+
+class StoredStep(_Shape):
+    """One line of steps.jsonl, as the report reads it."""
+
+    candidate: str
+    phase: str
+    result: str
+    term: str
+    why: str
+    statuses: list[str] = []
+    summaries: list[str] = []
+    trial_seconds: list[float] = []
+    build: StoredBuild = StoredBuild()
+    title: str = ""
+    started: str = ""
+    seconds: float = Field(default=0.0, ge=0, le=1e7)
+
+    @field_validator("result")
+    @classmethod
+    def _known_result(cls, result: str) -> str:
+        if result not in (GOOD, BAD, SKIP):
+            raise ValueError(f"unknown result '{safeload.cut(result)}' (allowed: {GOOD}, {BAD}, {SKIP})")
+        return result
 
 
 def judge(statuses: list[str], settings: Settings) -> tuple[str, str]:
@@ -341,15 +380,10 @@ class StepLog:
         _append_line(self.path, step.to_json())
 
     def steps(self) -> list[Step]:
+        """The steps logged so far; a torn line (from a killed step) or a damaged one is skipped with a warning."""
         if not self.path.exists():
             return []
-        steps = []
-        for line in self.path.read_text().splitlines():
-            try:
-                steps.append(Step.from_dict(json.loads(line)))
-            except (ValueError, TypeError):
-                continue   # a torn last line from a killed step
-        return steps
+        return safeload.read_jsonl(self.path, Step.from_dict)
 
 
 # ---- the report --------------------------------------------------------------------------------------------------
@@ -525,8 +559,49 @@ class VersionsRequest:
         return params_label(self.params)
 
 
-def requests_from_changes(doc: dict) -> tuple[list[VersionsRequest], list[str]]:
-    """The bisects that `lab compare --output` proposed, and one note for each change it could not propose one for."""
+NOT_CHANGES = "not a changes file from `lab compare`"
+
+
+class StoredPlan(_Shape):
+    terms: str
+    kernels: list[str] = Field(min_length=2, max_length=10000)
+
+    @field_validator("terms")
+    @classmethod
+    def _known_terms(cls, terms: str) -> str:
+        parse_terms(terms)
+        return terms
+
+    @field_validator("kernels")
+    @classmethod
+    def _once_each(cls, kernels: list[str]) -> list[str]:
+        if len(set(kernels)) != len(kernels):
+            raise ValueError("a kernel is listed twice")
+        return kernels
+
+
+class StoredChange(_Shape):
+    cell: str = ""
+    params: dict[str, str]
+    bisect: Optional[StoredPlan] = None
+    note: str = "no range"
+
+
+class StoredChanges(_Shape):
+    """changes.json as `lab compare --output` writes it (Comparison.to_dict); only `changes` is read."""
+
+    changes: list[StoredChange] = []
+
+
+def load_changes(path: Path | str) -> tuple[list[VersionsRequest], list[str]]:
+    """changes.json read and checked (a BadFile if it is not one), then its bisects as requests_from_changes."""
+    return requests_from_changes(safeload.load_json(path, what=NOT_CHANGES), path)
+
+
+def requests_from_changes(doc: dict, path: Path | str = "changes.json") -> tuple[list[VersionsRequest], list[str]]:
+    """The bisects that `lab compare --output` proposed, and one note for each change it could not propose one for.
+    `doc` is checked against StoredChanges first: a BadFile naming `path` if it does not fit."""
+    safeload.check(StoredChanges, doc, path, what=NOT_CHANGES)
     requests, notes = [], []
     for change in doc.get("changes", []):
         plan = change.get("bisect")

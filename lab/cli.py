@@ -73,6 +73,35 @@ def _matrix_path(path: Optional[Path]) -> Path:
     return local if local.exists() else DEFAULT_MATRIX
 
 
+def _output_file(path: Path, option: str) -> Path:
+    """A file a command will write: its directory must exist (a missing one is more likely a typo than a wish), and
+    it must not be a directory or a device. Checked before any work, so a long command does not fail at its end."""
+    name = f"{option} {path}" if option else str(path)
+    if path.is_dir():
+        raise Usage(f"{name}: is a directory (fix: name a file in it, e.g. {path / 'table.md'})")
+    if path.exists() and not path.is_file():
+        raise Usage(f"{name}: not a regular file")
+    if not path.parent.is_dir():
+        raise Usage(f"{name}: no directory {path.parent} (fix: create it first, e.g. mkdir -p {path.parent})")
+    return path
+
+
+def _output_dir(path: Path, what: str) -> Path:
+    """A directory a command creates or adds to; its parent must exist, for the same reason."""
+    if path.exists() and not path.is_dir():
+        raise Usage(f"{path}: is a file, not {what} (fix: name a new or existing directory)")
+    if not path.exists() and not path.parent.is_dir():
+        raise Usage(f"{path}: no directory {path.parent} to create it in (fix: mkdir -p {path.parent} first)")
+    return path
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as e:
+        raise Usage(f"{path}: cannot write it: {e.strerror}") from None
+
+
 def _load(path: Optional[Path], kernels: Optional[str]):
     from .spec import load_matrix
     matrix = load_matrix(_matrix_path(path))
@@ -288,11 +317,13 @@ def table(run_dir: Path = typer.Argument(..., help="a run directory (runs/<run-i
     gate = parse_fail_on(fail_on, FAIL_ON)
     if not run_dir.is_dir():
         raise Usage(f"{run_dir}: no such run directory")
+    if output:
+        _output_file(output, "--output")
     rd = RunDir(run_dir)
     runs = rd.runs()
     text = render(runs, fmt, title="nfslab compatibility", meta=rd.meta())
     if output:
-        output.write_text(text)
+        _write(output, text)
     else:
         sys.stdout.write(text)
     hits = fail_on_hits(cells_of(runs), gate)
@@ -318,6 +349,7 @@ def merge(dest: Path = typer.Argument(..., help="the merged run directory (creat
     for s in sources:
         if not s.is_dir():
             raise Usage(f"{s}: no such run directory")
+    _output_dir(dest, "a run directory")
     merged = merge_runs(dest, sources)
     log.info("%d cells in %s", len(merged.records()), merged.path)
 

@@ -25,8 +25,8 @@ from typing import Optional
 import typer
 
 from . import crash
-from .cli import MatrixOpt, Usage, _matrix_path, _raise_interrupt, app, out
-from .errors import HostNotReady, LabError
+from .cli import MatrixOpt, Usage, _matrix_path, _output_dir, _output_file, _raise_interrupt, app, out
+from .errors import BadFile, HostNotReady, LabError
 from .log import log as logger   # `log` is bisect-step's --log, the step log
 from .spec import SpecError
 
@@ -199,17 +199,18 @@ def bisect_versions(cell: Optional[str] = typer.Option(None, "--cell", help="the
 
 def _versions_requests(m, cell, good, bad, kernels, from_changes, terms):
     """The bisects asked for: one from the options, or each one changes.json proposes (with notes on the rest)."""
-    from .bisect import VersionsRequest, requests_from_changes, versions_range
+    from .bisect import NOT_CHANGES, VersionsRequest, load_changes, parse_cell, versions_range
     if from_changes is not None:
         if any(v is not None for v in (cell, good, bad, kernels)):
             raise Usage("--from-changes takes cells and ranges from the file: leave out --cell, --good, --bad and "
                         "--kernels")
-        try:
-            return requests_from_changes(json.loads(from_changes.read_text()))
-        except FileNotFoundError:
-            raise Usage(f"--from-changes {from_changes}: no such file") from None
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise Usage(f"--from-changes {from_changes}: not a changes file from `lab compare` ({e})") from None
+        requests, notes = load_changes(from_changes)
+        for request in requests:   # the file names cells: they must be cells of this matrix
+            try:
+                parse_cell(request.cell, m.axes)
+            except ValueError as e:
+                raise BadFile(from_changes, None, f"{NOT_CHANGES} for this matrix: {e}") from None
+        return requests, notes
     missing = [name for name, value in (("--cell", cell), ("--good", good), ("--bad", bad)) if value is None]
     if missing:
         raise Usage(f"bisect versions needs {', '.join(missing)} (or --from-changes FILE)")
@@ -412,6 +413,8 @@ def compare(baseline: Path = typer.Argument(..., help="the baseline run director
         raise Usage(f"--flaky: unknown policy '{flaky}' (allowed: {', '.join(FLAKY_POLICIES)})")
     if not new.is_dir():
         raise Usage(f"{new}: no such run directory")
+    if output:
+        _output_file(output, "--output")
     after = RunDir(new)
     if not baseline.is_dir():
         if not allow_missing_baseline:
@@ -425,7 +428,10 @@ def compare(baseline: Path = typer.Argument(..., help="the baseline run director
     for line in result.lines():
         out.print(line, highlight=False, markup=False, soft_wrap=True)   # one line per cell, for grep
     if output:
-        write_atomic(output, json.dumps(result.to_dict(), indent=1, ensure_ascii=False) + "\n")
+        try:
+            write_atomic(output, json.dumps(result.to_dict(), indent=1, ensure_ascii=False) + "\n")
+        except OSError as e:
+            raise Usage(f"--output {output}: cannot write it: {e.strerror}") from None
     raise typer.Exit(1 if result.changed else 0)
 
 
@@ -443,6 +449,7 @@ def fetch_baseline(url: str = typer.Argument(..., help="a zip archive, e.g. GitL
         raise Usage(f"--header: {e}") from None
     if not url.startswith(("https://", "http://", "file://")):
         raise Usage(f"bad URL '{url}' (allowed: https://, http://, file://)")
+    _output_dir(dest, "a directory to unpack into")
     if fetch(url, dest, headers):
         logger.info("baseline unpacked into %s", dest)
     else:

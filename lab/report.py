@@ -22,6 +22,7 @@ from rich.text import Text
 from .aggregate import CellResult, cells_of
 from .capture import describe
 from .results import ResultRecord
+from .safeload import link_target
 
 FORMATS = ("md", "html", "json", "junit")
 NOT_RUN = "—"
@@ -370,7 +371,7 @@ details summary { cursor: pointer; }
 <div>{{ run.detail }}</div>{% endif %}{% if run.conditions %}
 <div class="trace">{{ run.conditions }}</div>{% endif %}{% for client, ops in run.trace %}
 <div class="trace">{{ client }} after t=0: {{ ops }}</div>{% endfor %}
-<div>expected {{ cell.result.expected }}{% if run.record.kernel_release %} · {{ run.record.kernel_release }}{% endif %}{% if run.server_release %} · server {{ run.server_release }}{% endif %}{% if run.record.logs %} · <a href="{{ run.record.logs }}/">logs</a>{% endif %}{% if run.pcap %} · <a href="{{ run.pcap }}">pcap</a>{% endif %}</div>
+<div>expected {{ cell.result.expected }}{% if run.record.kernel_release %} · {{ run.record.kernel_release }}{% endif %}{% if run.server_release %} · server {{ run.server_release }}{% endif %}{% if run.logs_href %} · <a href="{{ run.logs_href }}">logs</a>{% elif run.record.logs %} · logs: {{ run.record.logs }}{% endif %}{% if run.pcap %} · <a href="{{ run.pcap }}">pcap</a>{% endif %}</div>
 {% endfor %}</details>{% else %}{{ cell.text }}{% endif %}</td>
 {% endfor %}</tr>
 {% endfor %}</table>
@@ -397,11 +398,14 @@ def _html_run(label: str, record: ResultRecord) -> dict:
     verdict = record.verdict_obj
     meta = (record.observation or {}).get("meta") or {}
     pcap = (meta.get("trace") or {}).get("pcap")
+    # a link only to a plain path inside the run directory: a record's `logs` could say `javascript:…` or `../..`
+    logs_href = link_target(f"{record.logs}/") if record.logs else None
+    pcap_href = link_target(f"{record.logs}/{pcap}") if logs_href and isinstance(pcap, str) else None
     return {"label": label, "record": record, "text": verdict.summary(), "timeline": timeline_text(record.observation),
             "detail": verdict.detail, "svg": Markup(timeline_svg(record.observation)),
             "trace": trace_lines(record.observation), "conditions": conditions_text(record.observation),
             "server_release": meta.get("server_release"),
-            "pcap": f"{record.logs}/{pcap}" if pcap and record.logs else None}
+            "logs_href": logs_href, "pcap": pcap_href}
 
 
 def conditions_text(observation: dict | None) -> str:

@@ -198,21 +198,20 @@ def _json_problem(e: ValueError) -> tuple[int | None, str]:
     return None, cut(e, 200)
 
 
-def load_json(path: Path | str, limit: int = JSON_LIMIT) -> Any:
-    """A whole JSON file (run.json, changes.json)."""
+def load_json(path: Path | str, limit: int = JSON_LIMIT, what: str = "") -> Any:
+    """A whole JSON file (run.json, changes.json); `what` ("not a changes file") leads a message on its content."""
     text = read_text(path, limit)
     try:
         return parse_json(text)
     except ValueError as e:
-        raise BadFile(path, *_json_problem(e)) from None
+        line, why = _json_problem(e)
+        raise BadFile(path, line, f"{what}: {why}" if what else why) from None
 
 
-def load_json_object(path: Path | str, model: type[BaseModel], limit: int = JSON_LIMIT) -> dict:
+def load_json_object(path: Path | str, model: type[BaseModel], limit: int = JSON_LIMIT, what: str = "") -> dict:
     """A JSON file that must be an object of `model`'s shape; the object itself is returned, extra keys kept."""
-    value = load_json(path, limit)
-    if not isinstance(value, dict):
-        raise BadFile(path, None, f"not a JSON object (found {_json_type(value)})")
-    check(model, value, path)
+    value = load_json(path, limit, what)
+    check(model, value, path, what=what)
     return value
 
 
@@ -243,12 +242,16 @@ def _shown(value: Any) -> str:
                                                                  isinstance(value, bool) else value)
 
 
-def check(model: type[BaseModel], data: Any, path: Path | str, line: int | None = None) -> BaseModel:
-    """`data` in the model's shape, else a BadFile naming the first field at fault."""
-    try:
-        return model.model_validate(data, strict=True)
-    except ValidationError as e:
-        raise BadFile(path, line, problem(e)) from None
+def check(model: type[BaseModel], data: Any, path: Path | str, line: int | None = None, what: str = "") -> BaseModel:
+    """`data` (a JSON object) in the model's shape, else a BadFile naming the first field at fault."""
+    if not isinstance(data, dict):
+        why = f"not a JSON object (found {_json_type(data)})"
+    else:
+        try:
+            return model.model_validate(data, strict=True)
+        except ValidationError as e:
+            why = problem(e)
+    raise BadFile(path, line, f"{what}: {why}" if what else why)
 
 
 # ---- JSONL: damaged lines are skipped, not fatal -------------------------------------------------------------------
