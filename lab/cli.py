@@ -73,12 +73,12 @@ def _matrix_path(path: Optional[Path]) -> Path:
     return local if local.exists() else DEFAULT_MATRIX
 
 
-def _output_file(path: Path, option: str) -> Path:
+def _output_file(path: Path, option: str, example: str = "table.md") -> Path:
     """A file a command will write: its directory must exist (a missing one is more likely a typo than a wish), and
     it must not be a directory or a device. Checked before any work, so a long command does not fail at its end."""
     name = f"{option} {path}" if option else str(path)
     if path.is_dir():
-        raise Usage(f"{name}: is a directory (fix: name a file in it, e.g. {path / 'table.md'})")
+        raise Usage(f"{name}: is a directory (fix: name a file in it, e.g. {path / example})")
     if path.exists() and not path.is_file():
         raise Usage(f"{name}: not a regular file")
     if not path.parent.is_dir():

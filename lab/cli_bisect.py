@@ -173,6 +173,8 @@ def bisect_versions(cell: Optional[str] = typer.Option(None, "--cell", help="the
     try:
         m = with_kernels(m, sorted({k for r in requests for k in r.kernels}))
     except ValueError as e:
+        if from_changes is not None:
+            raise BadFile(from_changes, None, f"changes for another matrix: {e}") from None
         raise Usage(f"--kernels: {e}") from None
     require_root()
     directory = _report_dir(report)
@@ -199,7 +201,7 @@ def bisect_versions(cell: Optional[str] = typer.Option(None, "--cell", help="the
 
 def _versions_requests(m, cell, good, bad, kernels, from_changes, terms):
     """The bisects asked for: one from the options, or each one changes.json proposes (with notes on the rest)."""
-    from .bisect import NOT_CHANGES, VersionsRequest, load_changes, parse_cell, versions_range
+    from .bisect import VersionsRequest, load_changes, parse_cell, versions_range
     if from_changes is not None:
         if any(v is not None for v in (cell, good, bad, kernels)):
             raise Usage("--from-changes takes cells and ranges from the file: leave out --cell, --good, --bad and "
@@ -209,7 +211,7 @@ def _versions_requests(m, cell, good, bad, kernels, from_changes, terms):
             try:
                 parse_cell(request.cell, m.axes)
             except ValueError as e:
-                raise BadFile(from_changes, None, f"{NOT_CHANGES} for this matrix: {e}") from None
+                raise BadFile(from_changes, None, f"changes for another matrix: {e}") from None
         return requests, notes
     missing = [name for name, value in (("--cell", cell), ("--good", good), ("--bad", bad)) if value is None]
     if missing:
@@ -414,7 +416,7 @@ def compare(baseline: Path = typer.Argument(..., help="the baseline run director
     if not new.is_dir():
         raise Usage(f"{new}: no such run directory")
     if output:
-        _output_file(output, "--output")
+        _output_file(output, "--output", "changes.json")
     after = RunDir(new)
     if not baseline.is_dir():
         if not allow_missing_baseline:

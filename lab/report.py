@@ -243,7 +243,7 @@ def _md_escape(text: str) -> str:
 def _markdown(grid: Grid, title: str, meta: dict) -> str:
     lines = [f"# {title}", ""] if title else []
     if _meta_line(meta):
-        lines += [_meta_line(meta), ""]
+        lines += [_md_escape(_meta_line(meta)), ""]
     lines += [f"**Criterion:** {_md_escape(criterion_line(grid.results(), meta))}", ""]
     lines.append("| kernel | " + " | ".join(grid.columns) + " |")
     lines.append("|---" * (len(grid.columns) + 1) + "|")

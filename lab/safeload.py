@@ -39,6 +39,8 @@ T = TypeVar("T")
 
 def cut(value: object, limit: int = SHOWN) -> str:
     """A value as a message quotes it: one line, at most `limit` characters, `…` where it was cut."""
+    if isinstance(value, bool) or value is None:   # as the file spells them
+        value = json.dumps(value)
     text = one_line(value if isinstance(value, str) else str(value))
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
@@ -194,7 +196,7 @@ def _depth(value: Any) -> int:
 
 def _json_problem(e: ValueError) -> tuple[int | None, str]:
     if isinstance(e, json.JSONDecodeError):
-        return e.lineno, f"not valid JSON ({e.msg}, column {e.colno})"
+        return e.lineno, f"not valid JSON (column {e.colno}: {e.msg})"
     return None, cut(e, 200)
 
 
@@ -225,7 +227,7 @@ def _json_type(value: Any) -> str:
 def problem(error: ValidationError) -> str:
     """pydantic's first complaint in the lab's words: `started: expected a string, found 12`."""
     first = error.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"]) or "the value"
+    where = ".".join(cut(part, 40) for part in first["loc"]) or "the value"
     message = first["msg"].removeprefix("Value error, ")
     message = message[:1].lower() + message[1:]
     if first["type"] == "missing":
@@ -238,8 +240,7 @@ def problem(error: ValidationError) -> str:
 def _shown(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return _json_type(value)
-    return f"'{cut(value)}'" if isinstance(value, str) else cut(json.dumps(value) if value is None or
-                                                                 isinstance(value, bool) else value)
+    return f"'{cut(value)}'" if isinstance(value, str) else cut(value)
 
 
 def check(model: type[BaseModel], data: Any, path: Path | str, line: int | None = None, what: str = "") -> BaseModel:
