@@ -60,7 +60,7 @@ def test_flow_style_works_too(tmp_path):
     ("timeouts:\n  boot: 0s\n", ":7: bad timeout '0s' for boot (allowed: a duration > 0 and up to a day, e.g. 300s)"),
     ("timeouts:\n  ssh: soon\n", ":7: bad timeout 'soon' for ssh (allowed: a duration > 0 and up to a day, e.g. 120s)"),
     ("timeouts:\n  mount: -5\n", ":7: bad timeout '-5' for mount (allowed: a duration > 0 and up to a day, e.g. 60s)"),
-    ("timeouts:\n  build: true\n", ":7: bad timeout 'True' for build (allowed: a duration > 0 and up to a day, e.g. 3600s)"),
+    ("timeouts:\n  build: true\n", ":7: bad timeout 'true' for build (allowed: a duration > 0 and up to a day, e.g. 3600s)"),
     ("timeouts:\n  nfsd: 1m\n  bot: 5m\n",
      ":8: unknown timeout 'bot', did you mean 'boot'? (allowed: boot, revert, ssh, command, nfsd, mount, "
      "experiment, build)"),
