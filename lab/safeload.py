@@ -136,14 +136,15 @@ def load_yaml(path: Path | str, limit: int = SPEC_LIMIT) -> Any:
         position = getattr(e, "position", None)
         line = text.count("\n", 0, position) + 1 if isinstance(position, int) else None
         raise BadFile(path, line, f"not YAML: {cut(str(e).splitlines()[0], 200)}") from None
-    except (ValueError, OverflowError, RecursionError) as e:   # should not get here after _check_events
+    except (ValueError, TypeError, OverflowError, RecursionError) as e:   # not after _check_events, as far as known
         raise BadFile(path, None, f"unreadable YAML: {cut(e)}") from None
 
 
 def _check_events(path: Path, yaml, text: str) -> None:
-    from ruamel.yaml.events import AliasEvent, CollectionStartEvent, MappingEndEvent, ScalarEvent, SequenceEndEvent
+    from ruamel.yaml.events import (AliasEvent, CollectionStartEvent, MappingEndEvent, MappingStartEvent, ScalarEvent,
+                                    SequenceEndEvent)
     from ruamel.yaml.nodes import ScalarNode
-    depth = 0
+    keys: list[bool] = []   # per open collection: a mapping's next node is a key (True), else False
     for event in yaml.parse(text):   # the parser is a state machine: deep nesting costs it no recursion
         line = event.start_mark.line + 1 if event.start_mark else None
         if isinstance(event, AliasEvent):
@@ -151,13 +152,20 @@ def _check_events(path: Path, yaml, text: str) -> None:
                                       "write the value out)")
         if getattr(event, "tag", None) is not None:   # only a tag written in the file is set
             raise BadFile(path, line, f"YAML tag '{cut(event.tag)}' (tags are not allowed in specs)")
+        if isinstance(event, (MappingEndEvent, SequenceEndEvent)):
+            keys.pop()
+            continue
+        if not isinstance(event, (CollectionStartEvent, ScalarEvent)):
+            continue
+        if keys and keys[-1] and isinstance(event, CollectionStartEvent):
+            raise BadFile(path, line, "a list or mapping as a mapping key (`? [a]`): keys are plain names")
+        if keys and isinstance(event, (CollectionStartEvent, ScalarEvent)):
+            keys[-1] = not keys[-1] if keys[-1] is not None else None
         if isinstance(event, CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
+            keys.append(True if isinstance(event, MappingStartEvent) else None)
+            if len(keys) > MAX_DEPTH:
                 raise BadFile(path, line, f"nested more than {MAX_DEPTH} levels deep")
-        elif isinstance(event, (MappingEndEvent, SequenceEndEvent)):
-            depth -= 1
-        elif isinstance(event, ScalarEvent) and event.style is None:
+        elif event.style is None:
             # a plain scalar becomes a number or a date: `2026-13-45` or a 5000-digit number cannot
             tag = yaml.resolver.resolve(ScalarNode, event.value, (True, False))
             try:
