@@ -180,10 +180,17 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):   # 1e999: JSON's grammar allows it, float() makes it infinite
+        raise ValueError(f"{cut(text)} is too large a number")
+    return value
+
+
 def parse_json(text: str) -> Any:
     """JSON without NaN/Infinity and nested at most MAX_DEPTH levels; ValueError (with a short reason) otherwise."""
     try:
-        value = json.loads(text, parse_constant=_no_constant)
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
         raise ValueError(f"nested more than {MAX_DEPTH} levels deep") from None
     if _depth(value) > MAX_DEPTH:
@@ -233,7 +240,7 @@ def _json_type(value: Any) -> str:
 # ---- shapes --------------------------------------------------------------------------------------------------------
 
 def problem(error: ValidationError) -> str:
-    """pydantic's first complaint in the lab's words: `started: expected a string, found 12`."""
+    """pydantic's first complaint in the lab's words: `started: input should be a valid string, found 12`."""
     first = error.errors(include_url=False)[0]
     where = ".".join(cut(part, 40) for part in first["loc"]) or "the value"
     message = first["msg"].removeprefix("Value error, ")

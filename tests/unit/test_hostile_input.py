@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.errors import BadFile
 from lab.host import REQUIRED_TOOLS
 from lab.outcome import Verdict
 from lab.paths import PROJECT
@@ -230,7 +231,7 @@ DAMAGED_ROWS = [
     damaged("results-line-not-utf8", GOOD.encode().replace(b"r1", b"r\xff", 1), "not UTF-8 text (byte 0xff)"),
     damaged("results-line-nul", GOOD.encode().replace(b"w0", b"w\0", 1), "a NUL byte (not a text file)"),
     damaged("results-line-nan", GOOD.replace("9.0", "NaN"), "NaN is not a number JSON allows"),
-    damaged("results-line-inf", GOOD.replace("9.0", "1e999"), "duration_s: input should be a finite number, found inf"),
+    damaged("results-line-inf", GOOD.replace("9.0", "1e999"), "1e999 is too large a number"),
     damaged("results-line-deep", "[" * 5000 + "]" * 5000, "nested more than 32 levels deep"),
     damaged("results-duration-string", json.dumps(record(duration_s="9")),
             "duration_s: input should be a valid number, found '9'"),
@@ -472,6 +473,24 @@ def test_html_links_only_plain_paths_inside_the_run(tmp_path, logs):
     assert 'href="logs/ok-deb__vers=4.0__leases=on/"' in r.stdout       # the good record keeps its link
     assert r.stdout.count("href=") == 1 and "<script>" not in r.stdout
     assert "logs: " in r.stdout                                          # the other one's logs shown as text
+
+
+def test_step_log_skips_damaged_steps_with_one_warning(tmp_path, caplog):
+    """No command reads a step log without VMs (`lab bisect git` does, after `git bisect run`): StepLog directly."""
+    from lab.bisect import GOOD as GOOD_STEP, Step, StepLog
+    log = StepLog(tmp_path / "steps.jsonl")
+    log.append(Step("k1", "search", GOOD_STEP, "good", "3 of 3", ["pass"] * 3, build={"result": "ok"}))
+    with log.path.open("a") as f:
+        f.write('[]\n{"candidate": "k2", "phase": "search", "result": "maybe", "term": "x", "why": ""}\n')
+        f.write('{"candidate": "k3", "phase": "search", "result": "good", "term": "good", "why": "", '
+                '"build": {"seconds": "long"}}\n')
+    assert [s.candidate for s in log.steps()] == ["k1"]
+    assert caplog.messages == [f"{log.path}: 3 damaged lines skipped (first: line 2: not a JSON object (found a "
+                               "list))"]
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(BadFile, match="is a FIFO, not a regular file"):
+        StepLog(fifo).steps()
 
 
 def test_link_target_and_cut():
