@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from lab import hostdeps
 from lab.errors import BadFile
-from lab.host import REQUIRED_TOOLS
 from lab.outcome import Verdict
-from lab.paths import PROJECT
 from lab.results import ResultRecord
 from lab.safeload import cut, link_target
+from tests import CHECKOUT
 
 KERNELS = Path(__file__).resolve().parent / "data" / "kernels"   # bad-base, ok-box, ok-build, ok-deb
 
@@ -389,11 +389,11 @@ def lab(cwd: Path, args: list[str]) -> subprocess.CompletedProcess:
     """`lab ARGS` as an unprivileged user with stand-ins for every host tool: nothing real can start."""
     tools = cwd / ".bin"
     tools.mkdir(exist_ok=True)
-    for tool in REQUIRED_TOOLS:
+    for tool in hostdeps.commands():
         (tools / tool).write_text("#!/bin/sh\nexit 1\n")
         (tools / tool).chmod(0o755)
     code = "import os; os.geteuid = lambda: 1000; from lab.cli import main; main()"
-    env = {**os.environ, "PATH": str(tools), "PYTHONPATH": str(PROJECT)}
+    env = {**os.environ, "PATH": str(tools), "PYTHONPATH": str(CHECKOUT)}
     return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True,
                           errors="replace", timeout=60)
 
