@@ -220,7 +220,7 @@ def load_kernel(path: Path | str) -> Kernel:
     name = src.string(doc, "name")
     if name != src.path.stem:
         raise src.error(src.value_line(doc, "name"),
-                        f"name '{name}' does not match the file name (expected: {src.path.stem})")
+                        f"name '{cut(name)}' does not match the file name (expected: {src.path.stem})")
     kind, source = _kernel_source(src, doc)
     return Kernel(name=name, title=src.string(doc, "title"), source_kind=kind, source=source,
                   expect=_expectations(src, doc), path=src.path,
@@ -270,14 +270,14 @@ def _release_tree(src: Source, node: CommentedMap, line: int | None) -> ReleaseT
 def _tarball(src: Source, node: CommentedMap) -> Tarball:
     url = src.string(node, "url") if "url" in node else None
     if url is not None and not re.match(r"^https?://[^/]+/.*[^/]$", url):
-        raise src.error(src.value_line(node, "url"), f"bad url '{url}' (allowed: http:// or https:// and a file)")
+        raise src.error(src.value_line(node, "url"), f"bad url '{cut(url)}' (allowed: http:// or https:// and a file)")
     name = src.string(node, "file") if "file" in node else url.rsplit("/", 1)[-1]
     if not name or "/" in name or name in (".", ".."):
-        raise src.error(src.value_line(node, "file"), f"bad file '{name}' (allowed: a file name, looked up in "
+        raise src.error(src.value_line(node, "file"), f"bad file '{cut(name)}' (allowed: a file name, looked up in "
                                                       f"mirrors and the kernel cache)")
     sha256 = src.string(node, "sha256").strip().lower()
     if not _SHA256.match(sha256):
-        raise src.error(src.value_line(node, "sha256"), f"bad sha256 '{node['sha256']}' (allowed: 64 hex digits, "
+        raise src.error(src.value_line(node, "sha256"), f"bad sha256 '{cut(node['sha256'])}' (allowed: 64 hex digits, "
                                                         f"as sha256sum prints them)")
     return Tarball(file=name, sha256=sha256, url=url)
 
@@ -576,7 +576,7 @@ def _kernel_list(src: Source, doc: CommentedMap, files: dict[str, Path]) -> list
         if not isinstance(name, str):
             raise src.error(line, f"kernels entries must be kernel names, not {_kind(name)} {_allowed(sorted(files))}")
         if name in names:
-            raise src.error(line, f"kernel '{name}' is listed twice")
+            raise src.error(line, f"kernel '{cut(name)}' is listed twice")
         if name not in files:
             raise src.error(line, _unknown("kernel", name, sorted(files)))
         names.append(name)
