@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from . import safeload
 from .errors import display_path
 from .outcome import KINDS, STATUSES, Verdict
-from .spec import VERDICTS
+from .spec import MAX_REPEATS, VERDICTS
 
 RESULTS_GLOB = "results-*.jsonl"
 MERGED = "results-merged.jsonl"
@@ -83,9 +83,22 @@ class StoredTrace(_Shape):
     bob: Optional[StoredClientTrace] = None
 
 
+class StoredAges(_Shape):
+    """What report.conditions_text formats as seconds."""
+
+    dir_touched_before_change_s: Optional[float] = None
+    dir_attrs_fetched_before_change_s: Optional[float] = None
+
+
+class StoredMount(_Shape):
+    cache: Optional[dict] = None
+
+
 class StoredObservationMeta(_Shape):
     trace: Optional[StoredTrace] = None
     server_release: Optional[str] = None
+    ages: Optional[StoredAges] = None
+    mounts: Optional[dict[str, StoredMount]] = None
 
 
 class StoredObservation(_Shape):
@@ -106,6 +119,8 @@ class StoredVerdict(_Shape):
     ls_clears: Optional[bool] = None
     detail: str = ""
     ended_in: str = ""
+    pass_within: Optional[float] = Field(default=None, ge=0, le=1e6)
+    within_race_window: bool = False
 
     @field_validator("status")
     @classmethod
@@ -130,6 +145,8 @@ class StoredRecord(_Shape):
     observation: Optional[StoredObservation]
     logs: str
     kernel_release: str = ""
+    repeat: int = Field(default=1, ge=1, le=MAX_REPEATS)
+    repeats: int = Field(default=1, ge=1, le=MAX_REPEATS)
 
     @field_validator("expected")
     @classmethod
@@ -148,6 +165,14 @@ class StoredRecord(_Shape):
         return logs
 
 
+class StoredExperiment(_Shape):
+    """run.json's `experiment` (runner.experiment_meta): the table's criterion line formats pass_within."""
+
+    name: Optional[str] = None
+    pass_within: Optional[float] = Field(default=None, ge=0, le=1e6)
+    repeats: Optional[int] = Field(default=None, ge=1, le=MAX_REPEATS)
+
+
 class RunMeta(_Shape):
     """run.json; every key is optional (a merged run has only some)."""
 
@@ -161,6 +186,8 @@ class RunMeta(_Shape):
     finished: Optional[str] = None
     wall_s: Optional[float] = Field(default=None, ge=0)
     merged_from: Optional[list[str]] = None
+    repeats: Optional[int] = Field(default=None, ge=1, le=MAX_REPEATS)
+    experiment: Optional[StoredExperiment] = None
 
     @field_validator("axes")
     @classmethod
