@@ -22,6 +22,7 @@ from .errors import LabError
 from .initrd import BOOT_MODULES, build_initrd
 from .paths import PREFIX, LabHome
 from .proc import run
+from .progress import LatestLine, Phases
 
 SUITE = "bookworm"
 PACKAGES = ("openssh-server", "sudo", "nfs-kernel-server", "nfs-common", "linux-image-cloud-amd64", "kmod",
@@ -108,27 +109,31 @@ def ensure_box(home: LabHome, progress=lambda msg: None) -> Box:
         return box
     box.dir.mkdir(parents=True, exist_ok=True)
     box.log.write_text("")
+    phase = Phases(progress)
     if not (box.rootfs / "usr/sbin/sshd").exists():
-        progress(f"debootstrap {SUITE} (about a minute)")
-        debootstrap(box)
-    progress("customizing the root filesystem")
+        phase("debootstrap", f"box: debootstrap {SUITE} (about a minute)")
+        debootstrap(box, follow=LatestLine("box: debootstrap", progress, keep=lambda line: line.startswith("I: "))
+                    .follow)
+    phase("customize", "box: customizing the root filesystem")
     customize(box, home)
-    progress("building the initramfs and the disk image")
+    phase("image", "box: building the initramfs and the disk image")
     build_initrd(box.rootfs / "lib/modules" / kernel_release(box.rootfs), box.dir / "initrd")
     make_image(box)
-    progress(f"registering Vagrant box {name}")
+    phase("register", f"box: registering Vagrant box {name}")
     register(box, home)
     (box.dir / "done").write_text(json.dumps(box_inputs(home), indent=1))
+    phase.end(f"box {name} built")
     return box
 
 
 def debootstrap(box: Box, packages: tuple[str, ...] = PACKAGES, step: str = "box: debootstrap",
-                timeout: float = 1200) -> None:
-    """Into a temporary directory first: an interrupted debootstrap never looks like a finished root filesystem."""
+                timeout: float = 1200, follow=None) -> None:
+    """Into a temporary directory first: an interrupted debootstrap never looks like a finished root filesystem.
+    `follow` sees debootstrap's lines as they come (lab/proc.py run)."""
     tmp = box.dir / "rootfs.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE, str(tmp), mirror()],
-        step=step, timeout=timeout, log=box.log)
+        step=step, timeout=timeout, log=box.log, follow=follow)
     shutil.rmtree(box.rootfs, ignore_errors=True)
     tmp.rename(box.rootfs)
 

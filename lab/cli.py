@@ -240,6 +240,8 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     # imported after the check: python-vagrant logs a warning of its own at import when vagrant is missing
     from .aggregate import cells_of
     from .cleanup import release
+    from .log import live_console
+    from .progress import RunProgress
     from .report import render_terminal
     from .results import RunDir
     from .runner import Runner, experiment_meta, runs_to_do, write_tables
@@ -257,17 +259,17 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     runs_note = f" ({len(todo)} runs, {repeats} a cell)" if repeats > 1 else ""
     log.info("run %s: %d cells to run%s%s", run_dir.path, left, runs_note,
              f", {len(cells) - left} already done" if len(cells) > left else "")
-    runner = Runner(m, run_dir, progress=log.info)
+    shown = RunProgress(todo, repeats, log, console=live_console())
+    runner = Runner(m, run_dir, progress=shown.phase)
     # both explicitly: a process started from a non-interactive shell in the background inherits SIGINT ignored
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _raise_interrupt)
     interrupted = False
     try:
-        for i, (cell, k) in enumerate(todo, 1):
-            record = runner.run_cell(cell, k, repeats)
-            which = f" run {k}/{repeats}" if repeats > 1 else ""
-            log.info("[%d/%d] %s%s: %s (%.0fs)", i, len(todo), cell.id, which, record.verdict_obj.summary(),
-                     record.duration_s)
+        with shown:
+            for cell, k in todo:
+                shown.start(cell, k)
+                shown.done(cell, k, runner.run_cell(cell, k, repeats))
     except KeyboardInterrupt:
         interrupted = True
         log.warning("interrupted: tearing down (finished cells are kept; resume with --resume)")

@@ -16,6 +16,7 @@ from .boxes import Box, is_registered, kernel_release
 from .errors import KernelUnavailable, LabError
 from .paths import LabHome
 from .proc import run
+from .progress import BuildProgress
 from .spec import Kernel, ReleaseTree, Timeouts
 from .topology import KernelFiles
 
@@ -132,7 +133,7 @@ def vagrant_box_kernel(kernel: Kernel, home: LabHome, box: Box, build_timeout: f
 def built_kernel(kernel: Kernel, home: LabHome, box: Box, build_timeout: float, progress=_quiet) -> KernelFiles:
     scope = kernel.source.get("scope", "full")
     if scope == "module:fs/nfs":
-        return module_build(kernel, home, box, build_timeout)
+        return module_build(kernel, home, box, build_timeout, progress=progress)
     return full_build(kernel, home, build_timeout, progress=progress)
 
 
@@ -158,7 +159,8 @@ def build_key(*parts: str | bytes) -> str:
     return h.hexdigest()[:12]
 
 
-def module_build(kernel: Kernel, home: LabHome, box: Box, build_timeout: float = Timeouts.build) -> KernelFiles:
+def module_build(kernel: Kernel, home: LabHome, box: Box, build_timeout: float = Timeouts.build,
+                 progress=_quiet) -> KernelFiles:
     """fs/nfs rebuilt out of tree from Debian's linux-source of the box kernel's exact version, against that
     kernel's headers, then shipped in the initramfs as `updates/` modules that modprobe prefers (~70 s cold at
     -j2, cached by release + source version + patches). fs/nfs can also come from a git checkout at `ref` (a
@@ -182,9 +184,13 @@ def module_build(kernel: Kernel, home: LabHome, box: Box, build_timeout: float =
            else _nfs_source(home, suite, version, out / "src", log))
     apply_patches(src, patches, log)
     headers = _headers(home, suite, base.release, version, log)
+    counter = BuildProgress(f"{kernel.name} fs/nfs", progress, objects_record(home, kernel, "fs-nfs"))
+    progress(f"{kernel.name}: building fs/nfs modules" +
+             (f" (about {counter.expected} objects)" if counter.expected else ""))
     run(["make", "-C", str(headers), f"M={src / 'fs/nfs'}", f"-j{os.cpu_count() or 2}", "modules"],
-        step=f"build: {kernel.name} fs/nfs", timeout=build_timeout, log=log,
+        step=f"build: {kernel.name} fs/nfs", timeout=build_timeout, log=log, follow=counter.follow,
         env=dict(os.environ, DEBIAN_KERNEL_USE_CCACHE="1") if shutil.which("ccache") else None)
+    counter.finished()
     built = {f"updates/{ko.name}": ko for ko in sorted((src / "fs/nfs").rglob("*.ko"))}
     modules = box.rootfs / "lib/modules" / base.release
     payload = initrd.module_payload(modules, base.release, out / "payload", extra=built)
@@ -314,8 +320,11 @@ def full_build(kernel: Kernel, home: LabHome, build_timeout: float = Timeouts.bu
     if missing:
         raise LabError(f"build: {kernel.name} config", f"options the lab needs are not set: {' '.join(missing)}",
                        log)
+    counter = BuildProgress(kernel.name, progress, objects_record(home, kernel, build_key(config.read_bytes())))
+    progress(f"{kernel.name}: building bzImage" + (f" (about {counter.expected} objects)" if counter.expected else ""))
     run([*make, *cc, f"-j{os.cpu_count() or 2}", "bzImage"], step=f"build: {kernel.name}", timeout=build_timeout,
-        log=log, env=env)
+        log=log, env=env, follow=counter.follow)
+    counter.finished()
     shutil.copyfile(obj / "arch/x86/boot/bzImage", out / "vmlinuz")
     (out / "vmlinuz").chmod(0o644)
     (out / "release").write_text((obj / "include/config/kernel.release").read_text())
@@ -323,6 +332,12 @@ def full_build(kernel: Kernel, home: LabHome, build_timeout: float = Timeouts.bu
     (out / "done").write_text(f"{tree} {ref or ''} {' '.join(p.name for p in patches)}\n")
     out.chmod(0o755)
     return KernelFiles(out / "vmlinuz", None, (out / "release").read_text().strip())
+
+
+def objects_record(home: LabHome, kernel: Kernel, what: str) -> Path:
+    """Where a build of this kernel row (and config) leaves how many objects it compiled, for the next build's
+    progress; beside the build cache, outside any build directory (each of those is one tree's build)."""
+    return home.kernels / "objects" / f"{kernel.name}-{what}"
 
 
 def config_missing(fragment: str, config: str) -> list[str]:

@@ -65,6 +65,15 @@ def _is_terminal() -> bool:
     return bool(isatty and isatty())
 
 
+def live_console():
+    """The console the log's lines print on when a live display may share it (a terminal, progress not off with
+    -q): rich's Progress drawn there keeps itself below the lines. None otherwise: plain lines only."""
+    for handler in log.handlers:
+        if getattr(handler, "lab_handler", False) and hasattr(handler, "console") and log.level <= logging.INFO:
+            return handler.console
+    return None
+
+
 def setup(verbosity: int = NORMAL, terminal: bool | None = None) -> logging.Logger:
     """Send the `lab` logger's records to stderr at the level `verbosity` chooses (QUIET, NORMAL, VERBOSE);
     `terminal` picks rich (True) or plain lines (False), by default whether stderr is a terminal. Calling it again
