@@ -11,6 +11,8 @@ every machine, and so have the build caches keyed by them. A finished history (t
 """
 from __future__ import annotations
 
+import argparse
+
 import os
 import shutil
 import subprocess
@@ -87,3 +89,19 @@ def require(program: str, *paths: Path) -> None:
     for path in paths:
         if not path.exists():
             sys.exit(f"{program}: {path}: not found")
+
+
+def cli(program: str, doc: str, default_dest: Path, inputs: list[Path], make, summary) -> int:
+    """The command line both history scripts share: DEST [--force] [--tarball T]; make the history unless one
+    can be reused, then print its summary."""
+    parser = argparse.ArgumentParser(prog=program, description=doc.split("\n\n")[0])
+    parser.add_argument("dest", nargs="?", type=Path, default=default_dest)
+    parser.add_argument("--force", action="store_true", help="remove DEST and make the history again")
+    parser.add_argument("--tarball", type=Path, help=TARBALL_HELP)
+    args = parser.parse_args()
+    dest = args.dest.resolve()
+    if not reusable(dest, args.force, program):
+        require(program, *inputs)
+        make(dest, find_tarball(program, args.tarball))
+    print(summary(dest))
+    return 0

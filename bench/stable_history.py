@@ -36,7 +36,6 @@ An existing history at DEST is reused as it is; --force makes it again. It takes
 """
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from dataclasses import dataclass
@@ -149,17 +148,7 @@ def summary(dest: Path) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dest", nargs="?", type=Path, default=DEFAULT_DEST)
-    parser.add_argument("--force", action="store_true", help="remove DEST and make the history again")
-    parser.add_argument("--tarball", type=Path, help=history.TARBALL_HELP)
-    args = parser.parse_args()
-    dest = args.dest.resolve()
-    if not history.reusable(dest, args.force, "stable_history"):
-        history.require("stable_history", *(SERIES / p.file for p in PATCHES))
-        make(dest, history.find_tarball("stable_history", args.tarball))
-    print(summary(dest))
-    return 0
+    return history.cli("stable_history", __doc__, DEFAULT_DEST, [SERIES / p.file for p in PATCHES], make, summary)
 
 
 if __name__ == "__main__":

@@ -49,17 +49,19 @@ class _Shape(BaseModel):
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
 
+def _one_of(value: str, allowed, what: str) -> str:
+    """A stored name must be one the lab writes: `unknown status 'maybe' (allowed: pass, fail, …)`."""
+    if value not in allowed:
+        raise ValueError(f"unknown {what} '{safeload.cut(value)}' (allowed: {', '.join(allowed)})")
+    return value
+
+
 class StoredRead(_Shape):
     t: float = Field(ge=-1e6, le=1e6)
     kind: str
     text: str = ""
 
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, kind: str) -> str:
-        if kind not in KINDS:
-            raise ValueError(f"unknown read kind '{safeload.cut(kind)}' (allowed: {', '.join(KINDS)})")
-        return kind
+    _kind_known = field_validator("kind")(lambda cls, value: _one_of(value, KINDS, "read kind"))
 
 
 class StoredPhase(_Shape):
@@ -122,12 +124,7 @@ class StoredVerdict(_Shape):
     pass_within: Optional[float] = Field(default=None, ge=0, le=1e6)
     within_race_window: bool = False
 
-    @field_validator("status")
-    @classmethod
-    def _known_status(cls, status: str) -> str:
-        if status not in STATUSES:
-            raise ValueError(f"unknown status '{safeload.cut(status)}' (allowed: {', '.join(STATUSES)})")
-        return status
+    _status_known = field_validator("status")(lambda cls, value: _one_of(value, STATUSES, "status"))
 
 
 class StoredRecord(_Shape):
@@ -148,12 +145,7 @@ class StoredRecord(_Shape):
     repeat: int = Field(default=1, ge=1, le=MAX_REPEATS)
     repeats: int = Field(default=1, ge=1, le=MAX_REPEATS)
 
-    @field_validator("expected")
-    @classmethod
-    def _known_expected(cls, expected: str) -> str:
-        if expected not in VERDICTS:
-            raise ValueError(f"unknown expected verdict '{safeload.cut(expected)}' (allowed: {', '.join(VERDICTS)})")
-        return expected
+    _expected_known = field_validator("expected")(lambda cls, value: _one_of(value, VERDICTS, "expected verdict"))
 
     @field_validator("logs")
     @classmethod

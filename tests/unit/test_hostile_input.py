@@ -24,34 +24,10 @@ from lab.outcome import Verdict
 from lab.results import ResultRecord
 from lab.safeload import cut, link_target
 from tests import CHECKOUT
+from tests.unit.test_bad_input import KERNEL as KERNEL_TEMPLATE, KERNELS, MATRIX
 
-KERNELS = Path(__file__).resolve().parent / "data" / "kernels"   # bad-base, ok-box, ok-build, ok-deb
-
-MATRIX = """\
-kernels: [ok-deb]
-server: ok-deb
-axes:
-  vers: ["4.0", "4.1"]
-  leases: [on, off]
-experiment:
-  duration: 30s
-  interval: 0.5s
-  pass_within: 2s
-  repeats: 1
-"""
-
-KERNEL = """\
-name: k
-title: "A row under test"
-source:
-  build:
-    base: ok-deb
-    tree: linux-source-6.1
-    scope: module:fs/nfs
-expect:
-  - when: {vers: "4.0"}
-    verdict: fail
-"""
+# the same scratch matrix and build-kernel spec as test_bad_input.py's rows
+KERNEL = KERNEL_TEMPLATE.format(name="k")
 
 
 class Special:
