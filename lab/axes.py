@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .readers import DEFAULT as DEFAULT_READER, READERS
+
 ON_OFF = ("on", "off")
 
 
@@ -18,6 +20,7 @@ class CellSetup:
     mount_options: list[str] = field(default_factory=list)      # e.g. ["vers=4.0", "actimeo=0"]
     server_sysctls: dict[str, str] = field(default_factory=dict)  # e.g. {"fs.leases-enable": "1"}
     alice_stat_before_open: bool = False
+    alice_reader: str = DEFAULT_READER    # lab/readers.py: the program alice reads the file with
 
 
 class Axis:
@@ -99,20 +102,48 @@ class Leases(OnOffAxis):
         setup.server_sysctls["fs.leases-enable"] = "1" if value == "on" else "0"
 
 
-@register
-class Actimeo(Axis):
-    """Attribute cache timeout on the clients: a short one may hide stale data, which is worth measuring."""
+class SecondsOption(Axis):
+    """A mount option that takes whole seconds."""
 
-    name = "actimeo"
     what = "mount option"
 
     def validate(self, value: str) -> str | None:
         if value.isdigit():
             return None
-        return f"bad mount option 'actimeo={value}' (allowed: a whole number of seconds >= 0)"
+        return f"bad mount option '{self.name}={value}' (allowed: a whole number of seconds >= 0)"
 
     def apply(self, value: str, setup: CellSetup) -> None:
-        setup.mount_options.append(f"actimeo={value}")
+        setup.mount_options.append(f"{self.name}={value}")
+
+
+@register
+class Actimeo(SecondsOption):
+    """Attribute cache timeout on the clients (all four ac*): a short one may hide stale data, which is worth
+    measuring."""
+
+    name = "actimeo"
+
+
+@register
+class Acdirmin(SecondsOption):
+    """The shortest time the clients cache a directory's attributes: the vers=4.1 windows end when alice's cached
+    attributes of the directory expire, which starts at acdirmin (race.py's Timing). Given with actimeo, the
+    option later in the list wins (the kernel parses them in order): axes apply in the matrix's order."""
+
+    name = "acdirmin"
+
+
+@register
+class LookupCache(Axis):
+    """lookupcache=all|positive|none: how far the clients trust cached name lookups. `none` revalidates every
+    name on every open (a LOOKUP or GETATTR per open), the documented cure for rename races, at a cost in calls."""
+
+    name = "lookupcache"
+    allowed = ("all", "positive", "none")
+    what = "mount option"
+
+    def apply(self, value: str, setup: CellSetup) -> None:
+        setup.mount_options.append(f"lookupcache={value}")
 
 
 @register
@@ -124,6 +155,20 @@ class StatBeforeOpen(OnOffAxis):
 
     def apply(self, value: str, setup: CellSetup) -> None:
         setup.alice_stat_before_open = value == "on"
+
+
+@register
+class Reader(Axis):
+    """The program alice reads the file with (lab/readers.py): the symptom of a stale client depends on the calls
+    after open(2). With stat_before_open on, the stat is its own command *before* the reader, so the reader's
+    calls (and its strace) are the same either way. Only experiments that read a file by name take it (rename)."""
+
+    name = "reader"
+    allowed = tuple(READERS)
+    what = "reader"
+
+    def apply(self, value: str, setup: CellSetup) -> None:
+        setup.alice_reader = value
 
 
 def cell_setup(params: dict[str, str]) -> CellSetup:

@@ -23,10 +23,12 @@ from .initrd import BOOT_MODULES, build_initrd
 from .paths import PREFIX, LabHome
 from .proc import run
 from .progress import LatestLine, Phases
+from .readers import build_inputs as reader_build_inputs, compile_argv, own as own_readers
 
 SUITE = "bookworm"
 PACKAGES = ("openssh-server", "sudo", "nfs-kernel-server", "nfs-common", "linux-image-cloud-amd64", "kmod",
-            "procps", "busybox", "iproute2", "psmisc", "git")
+            "procps", "busybox", "iproute2", "psmisc", "git",
+            "strace")   # alice's traced reads (lab/syscalls.py)
 #: bumped when the build steps change in a way the hashed inputs do not show
 RECIPE_VERSION = "3"
 GUEST = Path(__file__).parent / "guest"
@@ -81,7 +83,9 @@ def box_inputs(home: LabHome) -> dict:
         "initrd_modules": list(BOOT_MODULES),
         # the files baked into the box (provisioning templates for distribution boxes are not)
         "guest": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(GUEST.iterdir())
-                  if not p.name.endswith(".j2")},
+                  if p.is_file() and not p.name.endswith(".j2")},
+        # nfslab's own readers: their source is hashed above with guest/, their compile lines here
+        "readers": reader_build_inputs(),
         "ssh_pub": ensure_ssh_key(home).with_suffix(".pub").read_text().strip(),
     }
 
@@ -153,6 +157,11 @@ def customize(box: Box, home: LabHome) -> None:
     _install("udhcpc.script", r / "etc/nfslab/udhcpc.script")
     _install("shutdown", r / "usr/local/sbin/shutdown")
     _install("acpi-power", r / "etc/acpi/PWRF/00000080")
+    for reader in own_readers():   # static, so the guest's libc does not matter
+        binary = r / reader.binary
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        run(compile_argv(reader, binary), step=f"box: compile reader {reader.name}", timeout=120, log=box.log)
+        binary.chmod(0o755)
     (r / "etc/hostname").write_text("lab\n")
     (r / "etc/hosts").write_text("127.0.0.1 localhost\n")
     (r / "etc/fstab").write_text("/dev/vda / ext4 rw,noatime 0 1\n")

@@ -34,7 +34,12 @@ NFS4ERR_STALE = 70
 NFS4ERR_DELAY = 10008   # e.g. a RENAME held up while the server recalls the other client's delegation
 #: the operations the report shows first; the JSON keeps every operation seen
 KEY_OPS = ("OPEN", "LOOKUP", "GETATTR", "ACCESS", "READ", "CLOSE", "DELEGRETURN")
-FIELDS = ("frame.time_epoch", "ip.src", "ip.dst", "rpc.msgtyp", "nfs.opcode", "nfs.open.claim_type", "nfs.nfsstat4")
+FIELDS = ("frame.time_epoch", "ip.src", "ip.dst", "rpc.msgtyp", "nfs.opcode", "nfs.open.claim_type", "nfs.nfsstat4",
+          "nfs.fattr4.numlinks", "nfs.fattr4.fileid")
+#: the replies whose file attributes are summed up (`OPEN replies: numlinks 0 ×34 (fileid 1234)`), named by their
+#: first operation in this order (a LOOKUP compound carries a GETATTR too): a client that OPENs by handle and hears
+#: numlinks 0 is holding the unlinked old file, while a LOOKUP's reply shows the new file's fileid
+ATTR_REPLIES = ("OPEN", "LOOKUP", "GETATTR")
 PCAP_NAME = "server-nfs.pcapng"
 
 
@@ -99,7 +104,7 @@ def summarise(fields_text: str, clients: dict[str, str], t0: float) -> dict:
     """Per client and phase (before/after the rename at host time t0): call and operation counts, the claim type of
     every OPEN, and how many replies carried NFS4ERR_STALE. `clients` maps NFS address → machine name."""
     empty = lambda: {"calls": 0, "ops": Counter(), "open_claims": Counter(), "stale_replies": 0,  # noqa: E731
-                     "delay_replies": 0, "first_s": {}}
+                     "delay_replies": 0, "first_s": {}, "attrs": {op: Counter() for op in ATTR_REPLIES}}
     out = {name: {"before": empty(), "after": empty()} for name in clients.values()}
     for line in fields_text.splitlines():
         cols = (line.split("\t") + [""] * len(FIELDS))[:len(FIELDS)]
@@ -121,15 +126,48 @@ def summarise(fields_text: str, clients: dict[str, str], t0: float) -> dict:
             statuses = _numbers(cols[6])
             out[clients[dst]][phase]["stale_replies"] += NFS4ERR_STALE in statuses
             out[clients[dst]][phase]["delay_replies"] += NFS4ERR_DELAY in statuses
+            _count_attrs(out[clients[dst]][phase]["attrs"], _numbers(cols[4]), _numbers(cols[7]),
+                         _numbers(cols[8]))
     return {name: {phase: _plain(c) for phase, c in phases.items()} for name, phases in out.items()}
+
+
+def _count_attrs(attrs: dict, ops: list[int], numlinks: list[int], fileids: list[int]) -> None:
+    """One reply: an OPEN reply (else a LOOKUP one, else a GETATTR one) counts its first numlinks with its first
+    fileid — the file's own attributes come first in these compounds (a directory's, if any, after)."""
+    names = {OPS.get(n) for n in ops}
+    kind = next((op for op in ATTR_REPLIES if op in names), None)
+    if kind is None or not numlinks:
+        return
+    attrs[kind][(numlinks[0], fileids[0] if fileids else None)] += 1
 
 
 def _plain(counts: dict) -> dict:
     return {"calls": counts["calls"], "ops": dict(sorted(counts["ops"].items())),
+            # {"OPEN": {"0": {"1234": 34}}}: numlinks → fileid → replies (JSON keys are text; "?" = no fileid)
+            "reply_attrs": {op: _nested(c) for op, c in counts["attrs"].items() if c},
             "open_claims": dict(sorted(counts["open_claims"].items())), "stale_replies": counts["stale_replies"],
             "delay_replies": counts["delay_replies"],
             "first_s": {op: t for op, t in counts["first_s"].items() if op in KEY_OPS},
             "open_by_name": counts["open_claims"].get("NULL", 0)}
+
+
+def _nested(counter: Counter) -> dict:
+    out: dict = {}
+    for (links, fileid), n in sorted(counter.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
+        out.setdefault(str(links), {})["?" if fileid is None else str(fileid)] = n
+    return out
+
+
+def describe_attrs(phase: dict) -> str:
+    """`OPEN replies: numlinks 0 ×34 (fileid 1234) · GETATTR replies: numlinks 1 ×2 (fileid 1240)`."""
+    parts = []
+    for op, by_links in (phase.get("reply_attrs") or {}).items():
+        counts = []
+        for links, fileids in by_links.items():
+            ids = ", ".join(f for f in fileids if f != "?")
+            counts.append(f"numlinks {links} ×{sum(fileids.values())}" + (f" (fileid {ids})" if ids else ""))
+        parts.append(f"{op} replies: " + ", ".join(counts))
+    return " · ".join(parts)
 
 
 def describe(phase: dict) -> str:
@@ -150,5 +188,7 @@ def describe(phase: dict) -> str:
     parts.append(f"NFS4ERR_STALE replies {phase.get('stale_replies', 0)}")
     if phase.get("delay_replies"):
         parts.append(f"NFS4ERR_DELAY replies {phase['delay_replies']}")
+    if describe_attrs(phase):
+        parts.append(describe_attrs(phase))
     return " · ".join(parts)
 

@@ -74,6 +74,8 @@ LAB_BOX = Group("lab box", "`lab setup`, `lab box build` and every run: debootst
     # the initramfs: busybox is copied into it, so it must be the static one
     "busybox": "busybox-static", "cpio": "cpio", "gzip": "gzip", "find": "findutils", "depmod": "kmod",
     "xz": "xz-utils", "zstd": "zstd",
+    # nfslab's own readers (lab/readers.py), compiled static into the box: gcc and glibc's static archive
+    "gcc": "gcc", "/usr/lib/*/libc.a": "libc6-dev",
 })
 CAPTURE = Group("capture", "matrices with `capture: on` (the default one): dumpcap records, tshark decodes", {
     "dumpcap": "tshark", "tshark": "tshark",

@@ -22,6 +22,7 @@ from rich.text import Text
 from .aggregate import CellResult, cells_of
 from .capture import describe
 from .results import ResultRecord
+from .syscalls import describe as describe_syscalls, main_failure
 from .safeload import link_target
 
 FORMATS = ("md", "html", "json", "junit")
@@ -213,6 +214,28 @@ def trace_lines(observation: dict | None) -> list[tuple[str, str]]:
     return [(client, describe(trace[client]["after"])) for client in ("alice", "bob") if client in trace]
 
 
+def syscall_line(observation: dict | None) -> str:
+    """What alice's traced reads after the change asked the kernel, beside the wire operations:
+    `cat: openat → fd 4 · fstat → ESTALE ×6`; empty without a trace."""
+    calls = ((observation or {}).get("meta") or {}).get("syscalls") or {}
+    if not calls:
+        return ""
+    if calls.get("skipped"):
+        return f"{calls.get('reader', 'cat')}: not traced ({calls['skipped']})"
+    text = describe_syscalls(calls)
+    return f"{calls.get('reader', 'cat')}: {text}" if text else ""
+
+
+def failed_at_line(record: ResultRecord) -> str:
+    """The Markdown footnote of a failing run: `debian-6.1 vers=4.1: fstat → ESTALE (open-fstat-read)`."""
+    calls = ((record.observation or {}).get("meta") or {}).get("syscalls") or {}
+    step = main_failure(calls)
+    if step is None:
+        return ""
+    label = column_label({k: v for k, v in record.params.items() if k != "reader"})
+    return f"{record.kernel} {label}: {step} ({calls.get('reader', 'cat')})"
+
+
 # ---- formats -------------------------------------------------------------------------------------------------------
 
 def render(records: list[ResultRecord], fmt: str, title: str = "", meta: dict | None = None) -> str:
@@ -253,7 +276,18 @@ def _markdown(grid: Grid, title: str, meta: dict) -> str:
     lines += ["", f"**Summary:** {summary_line(grid.results())}", "", "**Legend:**", ""]
     lines += [f"- **{_md_escape(mark)}**: {meaning}" for mark, meaning in legend()]
     lines += _markdown_traces(grid)
+    lines += _markdown_failed_at(grid)
     return "\n".join(lines) + "\n"
+
+
+def _markdown_failed_at(grid: Grid) -> list[str]:
+    """One line per failing run with traced reads: the system call at which alice's reads went wrong."""
+    found = [line for cell in grid.results() if cell.status in ("fail", "flaky")
+             for _, run in _runs(cell) if run.verdict_obj.status == "fail" and (line := failed_at_line(run))]
+    if not found:
+        return []
+    return ["", "**Failed at** (alice's traced reads after the change, the commonest failing call):", ""] + \
+        [f"- {_md_escape(line)}" for line in dict.fromkeys(found)]
 
 
 def _markdown_traces(grid: Grid) -> list[str]:
@@ -370,7 +404,8 @@ details summary { cursor: pointer; }
 {% endif %}<div class="timeline">{{ run.timeline or "no reads" }}</div>{% if run.detail %}
 <div>{{ run.detail }}</div>{% endif %}{% if run.conditions %}
 <div class="trace">{{ run.conditions }}</div>{% endif %}{% for client, ops in run.trace %}
-<div class="trace">{{ client }} after t=0: {{ ops }}</div>{% endfor %}
+<div class="trace">{{ client }} after t=0: {{ ops }}</div>{% endfor %}{% if run.syscalls %}
+<div class="trace">alice's reads after t=0, {{ run.syscalls }}</div>{% endif %}
 <div>expected {{ cell.result.expected }}{% if run.record.kernel_release %} · {{ run.record.kernel_release }}{% endif %}{% if run.server_release %} · server {{ run.server_release }}{% endif %}{% if run.logs_href %} · <a href="{{ run.logs_href }}">logs</a>{% elif run.record.logs %} · logs: {{ run.record.logs }}{% endif %}{% if run.pcap %} · <a href="{{ run.pcap }}">pcap</a>{% endif %}</div>
 {% endfor %}</details>{% else %}{{ cell.text }}{% endif %}</td>
 {% endfor %}</tr>
@@ -404,6 +439,7 @@ def _html_run(label: str, record: ResultRecord) -> dict:
     return {"label": label, "record": record, "text": verdict.summary(), "timeline": timeline_text(record.observation),
             "detail": verdict.detail, "svg": Markup(timeline_svg(record.observation)),
             "trace": trace_lines(record.observation), "conditions": conditions_text(record.observation),
+            "syscalls": syscall_line(record.observation),
             "server_release": meta.get("server_release"),
             "logs_href": logs_href, "pcap": pcap_href}
 

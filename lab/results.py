@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from . import safeload
 from .errors import display_path
 from .outcome import KINDS, STATUSES, Verdict
+from .readers import DEFAULT as DEFAULT_READER, READERS
 from .spec import MAX_REPEATS, VERDICTS
 
 RESULTS_GLOB = "results-*.jsonl"
@@ -72,6 +73,7 @@ class StoredPhase(_Shape):
     first_s: dict[str, float] = {}
     stale_replies: int = 0
     delay_replies: int = 0
+    reply_attrs: dict[str, dict[str, dict[str, int]]] = {}   # OPEN/GETATTR → numlinks → fileid → replies
 
 
 class StoredClientTrace(_Shape):
@@ -96,8 +98,29 @@ class StoredMount(_Shape):
     cache: Optional[dict] = None
 
 
+class StoredSyscallPhase(_Shape):
+    """What syscalls.summarise writes per phase (report.syscall_line and the failed-at footnote format it)."""
+
+    reads: int = Field(default=0, ge=0)
+    first_s: Optional[float] = Field(default=None, ge=-1e6, le=1e6)
+    sequences: dict[str, int] = {}
+    failed_at: dict[str, int] = {}
+
+
+class StoredSyscalls(_Shape):
+    reader: str = DEFAULT_READER
+    file: str = ""
+    traced: int = Field(default=0, ge=0)
+    skipped: Optional[str] = None
+    before: Optional[StoredSyscallPhase] = None
+    after: Optional[StoredSyscallPhase] = None
+
+    _reader_known = field_validator("reader")(lambda cls, value: _one_of(value, tuple(READERS), "reader"))
+
+
 class StoredObservationMeta(_Shape):
     trace: Optional[StoredTrace] = None
+    syscalls: Optional[StoredSyscalls] = None
     server_release: Optional[str] = None
     ages: Optional[StoredAges] = None
     mounts: Optional[dict[str, StoredMount]] = None

@@ -170,7 +170,7 @@ class Runner:
         nfs_module = nfs.client_module(lab.remotes[topology.ALICE], lab.client_files.nfs_modules)
         self.progress(f"{cell.id}: {exp.name} experiment (at most {exp.duration:.0f}s)")
         settings = race.Settings(duration=exp.duration, interval=exp.interval, settle=exp.settle,
-                                 finish=lab.timeouts.experiment)
+                                 finish=lab.timeouts.experiment, trace_syscalls=exp.trace_syscalls)
         experiment = functools.partial(race.run, lab.remotes[topology.ALICE], lab.remotes[topology.BOB], scenario,
                                        settings, setup)
         obs = self._captured(lab, log_dir, experiment) if exp.capture else experiment()
@@ -309,7 +309,7 @@ def experiment_meta(matrix: Matrix, repeats: int) -> dict:
     """What run.json records of how cells ran and were judged: the table's criterion line reads it."""
     exp = matrix.experiment
     return {"name": exp.name, "pass_within": exp.pass_within, "duration": exp.duration, "interval": exp.interval,
-            "settle": exp.settle, "repeats": repeats}
+            "settle": exp.settle, "repeats": repeats, "trace_syscalls": exp.trace_syscalls}
 
 
 def write_tables(run_dir: RunDir) -> list:

@@ -22,6 +22,9 @@ from .paths import KERNELS
 from .safeload import cut, load_yaml
 
 EXPERIMENTS = ("rename", "git-packed-refs")   # lab.experiments.EXPERIMENTS has the same names
+#: the experiments whose read is a program reading one file by name, so the `reader` axis can replace it (tested
+#: against each experiment's Scenario.read_file)
+READER_EXPERIMENTS = ("rename",)
 VERDICTS = ("pass", "fail")
 Verdict = Literal["pass", "fail"]
 
@@ -358,10 +361,11 @@ class Experiment:
     repeats: int = 1
     settle: float = 5.0
     capture: bool = False    # a packet capture of the NFS traffic per cell, decoded into operation counts
+    trace_syscalls: bool = True   # strace a bounded number of alice's reads after the change (meta["syscalls"])
 
 
 MAX_REPEATS = 1000   # runs per cell; more is a typo, and days of VM time
-EXPERIMENT_KEYS = ["name", "duration", "interval", "pass_within", "repeats", "settle", "capture"]
+EXPERIMENT_KEYS = ["name", "duration", "interval", "pass_within", "repeats", "settle", "capture", "trace_syscalls"]
 DURATION_KEYS = ("duration", "interval", "pass_within", "settle")
 
 
@@ -382,8 +386,9 @@ def _experiment(src: Source, doc: CommentedMap) -> Experiment:
             raise src.error(src.value_line(node, "repeats"),
                             f"bad repeats '{cut(repeats)}' (allowed: a whole number from 1 to {MAX_REPEATS})")
         values["repeats"] = repeats
-    if "capture" in node:
-        values["capture"] = _switch(src, node, "capture")
+    for key in ("capture", "trace_syscalls"):
+        if key in node:
+            values[key] = _switch(src, node, key)
     experiment = Experiment(**values)
     if experiment.interval <= 0 or experiment.pass_within > experiment.duration:
         raise src.error(src.key_line(doc, "experiment"), "experiment needs interval > 0 and pass_within <= duration")
@@ -562,8 +567,20 @@ def load_matrix(path: Path | str, kernels_dir: Path | str | None = None) -> Matr
     if server not in files:
         raise src.error(src.value_line(doc, "server"), _unknown("server kernel", server, sorted(files)))
     load_with_bases(server, files, known)
-    return Matrix(path=src.path, kernels=[known[n] for n in names], server=server, axes=_axes(src, doc),
-                  experiment=_experiment(src, doc), timeouts=_timeouts(src, doc), known=known, files=files)
+    axes, experiment = _axes(src, doc), _experiment(src, doc)
+    _check_reader(src, doc, axes, experiment)
+    return Matrix(path=src.path, kernels=[known[n] for n in names], server=server, axes=axes,
+                  experiment=experiment, timeouts=_timeouts(src, doc), known=known, files=files)
+
+
+def _check_reader(src: Source, doc: CommentedMap, axes: dict[str, list[str]], experiment: Experiment) -> None:
+    """A reader other than cat replaces a file read; an experiment that reads otherwise (git) cannot take one."""
+    other = [value for value in axes.get("reader", []) if value != axis_registry.DEFAULT_READER]
+    if other and experiment.name not in READER_EXPERIMENTS:
+        node = doc["axes"]
+        raise src.error(src.key_line(node, "reader"),
+                        f"reader '{other[0]}' needs an experiment that reads a file by name "
+                        f"{_allowed(READER_EXPERIMENTS)}; experiment '{experiment.name}' reads otherwise")
 
 
 def _kernel_list(src: Source, doc: CommentedMap, files: dict[str, Path]) -> list[str]:

@@ -23,16 +23,20 @@ import shlex
 import time
 from dataclasses import dataclass
 
+from .. import syscalls
 from ..axes import CellSetup
 from ..errors import LabError
 from ..outcome import Observation, Read, classify_text
 from ..proc import wait_until
+from ..readers import DEFAULT as DEFAULT_READER, READERS
 from ..remote import Remote
 from ..spec import Timeouts
 
 LOOP = "/tmp/nfslab-alice.sh"
 TIMELINE = "/tmp/nfslab-alice.timeline"
 DONE = "/tmp/nfslab-alice.done"
+NEVER = 99999999999999   # the planned change when none is given: no read is traced
+STRACE_DIR = "/tmp/nfslab-strace"   # one file per traced read, named by its number in the S line
 MARKER = ".nfslab-dir-marker"   # bob creates and removes it: the directory changes, nothing else stays
 
 
@@ -70,6 +74,8 @@ class Scenario:
     bob_check: str   # bob reads once afterwards: his own view, for the record
     listdir: str = "."   # the directory holding `hold`, relative to workdir: the seed's `ls` that clears it
     touch: tuple[str, ...] = ()   # files whose age bob resets before the change (relative to workdir)
+    read_file: str = ""  # when `read` is `cat <read_file>`: the file, so the reader axis can swap cat for another
+    #                      program and strace's calls on it can be picked out; "" for a read of another kind
 
 
 @dataclass
@@ -79,6 +85,7 @@ class Settings:
     settle: float = 0.0      # stop early once this many seconds of new data follow the change (0: never early)
     finish: float = Timeouts.experiment   # then, at most this long for alice's reader to stop and hand over
     timing: Timing = Timing()
+    trace_syscalls: bool = True   # strace some of alice's reads after the change (lab/syscalls.py)
 
 
 def settled(reads: list[Read], settle: float) -> bool:
@@ -97,14 +104,58 @@ def settled(reads: list[Read], settle: float) -> bool:
     return run_start is not None and reads[-1].t - run_start >= settle
 
 
-def alice_script(scenario: Scenario, settings: Settings, stat_before_open: bool) -> str:
-    """The reading loop; its argument is when to start (milliseconds since the epoch, alice's clock). It first opens
+def read_command(scenario: Scenario, reader: str = DEFAULT_READER) -> str:
+    """Alice's read with the cell's reader: the scenario's own read for cat (so a matrix without the axis runs what
+    it always ran), else the reader's program on the same file."""
+    if reader == DEFAULT_READER:
+        return scenario.read
+    if not scenario.read_file:
+        raise ValueError(f"{scenario.name}: reader {reader!r} needs a read of a file by name")
+    return f"{READERS[reader].command} {scenario.read_file}"
+
+
+def tracing(scenario: Scenario, settings: Settings) -> bool:
+    """Reads are traced when the matrix asks and the read is of one file whose calls can be picked out."""
+    return settings.trace_syscalls and bool(scenario.read_file)
+
+
+def _traced_read(scenario: Scenario, read: str) -> str:
+    """The loop's read, under strace for a bounded number of reads from the planned change on (`$2`, milliseconds on
+    alice's clock): the first syscalls.FIRST, then any read after one that was not the new contents, at most
+    syscalls.CAP in all. Each traced read stamps `S <time> <n>`; its calls go to STRACE_DIR/<n>. The time is cut to
+    milliseconds without a fork: %N always has nine digits."""
+    return f"""t=$(date +%s.%N); ms=${{t%.*}}${{t#*.}}; ms=${{ms%??????}}
+  if [ "$tracing" = 1 ] && [ "$ms" -ge "$change" ] && [ "$traced" -lt {syscalls.CAP} ] && \\
+     {{ [ "$after" -lt {syscalls.FIRST} ] || [ "$prev" != new ]; }}; then
+    traced=$((traced + 1)); printf 'S\\t%s\\t%s\\n' "$t" "$traced"
+    out=$({syscalls.strace_prefix(f'{STRACE_DIR}/$traced')} {read} 2>&1); rc=$?
+  else
+    out=$({read} 2>&1); rc=$?
+  fi
+  if [ "$ms" -ge "$change" ]; then after=$((after + 1)); fi
+  if [ "$out" = {shlex.quote(scenario.new)} ]; then prev=new; else prev=other; fi"""
+
+
+def alice_script(scenario: Scenario, settings: Settings, stat_before_open: bool,
+                 reader: str = DEFAULT_READER) -> str:
+    """The reading loop; its first argument is when to start, the second when bob's change is planned
+    (milliseconds since the epoch, alice's clock; the second only matters when reads are traced). It first opens
     the directory (a forced GETATTR of it: fresh attributes; `true`, not `:`, whose failed redirection would end
     the shell) and stamps that `F <before> <rc> <after>`, then holds
     `hold` open on fd 3 the whole time; each read opens the file by name again, which is the open be189f7e7f03
-    makes go to the server."""
+    makes go to the server. With stat_before_open, `stat` is its own command before the read (whatever the
+    reader), so the reader's calls are the same with and without it."""
     seconds = int(settings.timing.dir_fetched + settings.duration + 5)
     stat = f"stat {scenario.stat} >/dev/null 2>&1" if stat_before_open else ":"
+    read = read_command(scenario, reader)
+    if tracing(scenario, settings):
+        setup = (f"tracing=0; command -v strace >/dev/null 2>&1 && tracing=1\n"
+                 f"after=0; traced=0; prev=new; change=${{2:-{NEVER}}}\n"
+                 f"rm -rf {STRACE_DIR}; mkdir -p {STRACE_DIR}\n"
+                 f"printf 'T\\t%s\\n' \"$tracing\" >> {TIMELINE}\n")
+        body = _traced_read(scenario, read)
+    else:
+        setup, body = "", f"t=$(date +%s.%N); out=$({read} 2>&1); rc=$?"
     return f"""#!/bin/sh
 cd {scenario.workdir} || exit 1
 rm -f {DONE} {TIMELINE}.stop
@@ -112,16 +163,16 @@ rm -f {DONE} {TIMELINE}.stop
 wait_until "$1"
 a=$(date +%s.%N); true < {scenario.listdir}; rc=$?; b=$(date +%s.%N)
 printf 'F\\t%s\\t%s\\t%s\\n' "$a" "$rc" "$b" > {TIMELINE}
-exec 3< {scenario.hold}
+{setup}exec 3< {scenario.hold}
 end=$(( $(date +%s) + {seconds} ))
 while [ $(date +%s) -lt $end ] && [ ! -e {TIMELINE}.stop ]; do
   {stat}
-  t=$(date +%s.%N); out=$({scenario.read} 2>&1); rc=$?
+  {body}
   printf 'R\\t%s\\t%s\\t%s\\n' "$t" "$rc" "$(printf '%s' "$out" | tr '\\t\\n' '  ')"
   sleep {settings.interval}
 done >> {TIMELINE}
 ls -l {scenario.listdir} > {TIMELINE}.ls 2>&1
-t=$(date +%s.%N); out=$({scenario.read} 2>&1); rc=$?
+t=$(date +%s.%N); out=$({read} 2>&1); rc=$?
 printf 'A\\t%s\\t%s\\t%s\\n' "$t" "$rc" "$(printf '%s' "$out" | tr '\\t\\n' '  ')" >> {TIMELINE}
 exec 3<&-
 echo done > {DONE}
@@ -204,14 +255,16 @@ def ages(timing: Timing, t0: float, touched: float | None, changed: float | None
 def run(alice: Remote, bob: Remote, scenario: Scenario, settings: Settings, setup: CellSetup,
         on_change=lambda t0: None) -> Observation:
     """Run one cell on mounted clients and return alice's timeline. `on_change(t0)` gets the host time of t = 0."""
-    first = alice.run(f"cd {scenario.workdir} && {scenario.read}", check=False,
+    read = read_command(scenario, setup.alice_reader)
+    first = alice.run(f"cd {scenario.workdir} && {read}", check=False,
                       step=f"{scenario.name}: first read on alice").stdout.strip()
     if first != scenario.old:
         raise LabError(f"{scenario.name}: first read on alice",
                        f"expected {scenario.old!r} before the change, read {first!r}", alice.log)
     bob.run(f"cd {scenario.workdir} && {scenario.bob_check} >/dev/null", step=f"{scenario.name}: bob looks first")
     alice_offset, bob_offset = alice.clock_offset(), bob.clock_offset()
-    alice.write(LOOP, alice_script(scenario, settings, setup.alice_stat_before_open), mode="755")
+    alice.write(LOOP, alice_script(scenario, settings, setup.alice_stat_before_open, setup.alice_reader),
+                mode="755")
     timing = settings.timing
     step = f"{scenario.name}: bob changes the directory"
     stamps = bob.run(bob_touch_script(scenario), step=step).stdout.split()
@@ -220,7 +273,8 @@ def run(alice: Remote, bob: Remote, scenario: Scenario, settings: Settings, setu
     touched, changed = (float(stamps[-2]) - bob_offset, float(stamps[-1]) - bob_offset)
     change_at = changed + timing.dir_changed                  # host clock
     fetch_at = change_at - timing.dir_fetched
-    alice.run(f"setsid {LOOP} {_ms(fetch_at + alice_offset)} </dev/null >/dev/null 2>&1 &",
+    alice.run(f"setsid {LOOP} {_ms(fetch_at + alice_offset)} {_ms(change_at + alice_offset)} "
+              f"</dev/null >/dev/null 2>&1 &",
               step=f"{scenario.name}: start alice's reader")
     change = bob.run(bob_change_script(scenario, _ms(change_at + bob_offset)), check=False,
                      timeout=timing.dir_changed + bob.command_timeout,
@@ -237,11 +291,50 @@ def run(alice: Remote, bob: Remote, scenario: Scenario, settings: Settings, setu
         fetch = (fetch[0] - alice_offset, fetch[1] - alice_offset, fetch[2])
     ls_output = alice.run(f"cat {TIMELINE}.ls", check=False).stdout
     bob_view = bob.run(f"cd {scenario.workdir} && {scenario.bob_check} 2>&1", check=False).stdout.strip()
-    return Observation(reads=reads, ls_output=ls_output, after_ls=after_ls, mv_ok=change.ok,
-                       meta={"experiment": scenario.name, "change": scenario.change, "change_rc": change.rc,
-                             "change_stderr": change.stderr.strip()[-2000:], "bob_reads_after": bob_view,
-                             "clock_offset_alice": round(alice_offset, 3), "clock_offset_bob": round(bob_offset, 3),
-                             "ages": ages(timing, t0, touched, changed, fetch)})
+    meta = {"experiment": scenario.name, "change": scenario.change, "change_rc": change.rc,
+            "change_stderr": change.stderr.strip()[-2000:], "bob_reads_after": bob_view,
+            "clock_offset_alice": round(alice_offset, 3), "clock_offset_bob": round(bob_offset, 3),
+            "ages": ages(timing, t0, touched, changed, fetch)}
+    if setup.alice_reader != DEFAULT_READER:
+        meta["reader"] = setup.alice_reader
+    if tracing(scenario, settings):
+        collected = alice.run(COLLECT, check=False, step=f"{scenario.name}: fetch alice's strace files").stdout
+        meta["syscalls"] = syscalls_meta(text, collected, alice_offset, t0, scenario, setup.alice_reader)
+    return Observation(reads=reads, ls_output=ls_output, after_ls=after_ls, mv_ok=change.ok, meta=meta)
+
+
+#: prints every per-read strace file behind a `=== <n>` line (syscalls.split_collected reads it)
+COLLECT = f'for f in {STRACE_DIR}/*; do [ -f "$f" ] && printf "=== %s\\n" "${{f##*/}}" && cat "$f"; done; true'
+
+
+def parse_trace_stamps(text: str) -> tuple[bool | None, dict[str, float]]:
+    """From the timeline: whether alice had strace (`T 1|0`; None without the line) and each traced read's guest
+    time by its number (`S <time> <n>`)."""
+    available, stamps = None, {}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 2 and parts[0] == "T":
+            available = parts[1].strip() == "1"
+        elif len(parts) == 3 and parts[0] == "S":
+            try:
+                stamps[parts[2].strip()] = float(parts[1])
+            except ValueError:
+                continue
+    return available, stamps
+
+
+def syscalls_meta(timeline: str, collected: str, offset: float, t0: float, scenario: Scenario,
+                  reader: str) -> dict:
+    """meta["syscalls"]: the reader, how many reads were traced, and per phase what their calls on the file
+    returned (lab/syscalls.py), with t relative to the change on the host clock like the reads'."""
+    available, stamps = parse_trace_stamps(timeline)
+    out: dict = {"reader": reader, "file": scenario.read_file}
+    if available is False:
+        return {**out, "skipped": "strace is not installed on alice"}
+    files = syscalls.split_collected(collected)
+    traced = [(round(stamps[n] - offset - t0, 3), files[n]) for n in sorted(stamps, key=int) if n in files]
+    return {**out, "traced": len(traced),
+            **syscalls.summarise(traced, scenario.read_file, scenario.old, scenario.new)}
 
 
 def _ms(host_or_guest_time: float) -> int:

@@ -11,7 +11,8 @@ from .race import Scenario
 FILES = {"test1.txt": OLD_TEXT, "test2.txt": NEW_TEXT}
 SCENARIO = Scenario(name="rename", workdir=nfs.MOUNTPOINT, hold="test1.txt", read="cat test1.txt",
                     change="mv -f test2.txt test1.txt", old=OLD_TEXT, new=NEW_TEXT, stat="test1.txt",
-                    bob_check="cat test1.txt", touch=tuple(FILES))
+                    bob_check="cat test1.txt", touch=tuple(FILES),
+                    read_file="test1.txt")
 
 
 def prepare(server: Remote) -> Scenario:

@@ -74,7 +74,7 @@ ROWS = [
     row("duplicate-kernel", ["list"], "matrix.yaml:1: kernel 'ok-deb' is listed twice",
         files={"matrix.yaml": MATRIX.replace("[ok-deb]", "[ok-deb, ok-deb]")}),
     row("unknown-axis", ["list"], "matrix.yaml:5: unknown axis 'lease', did you mean 'leases'? "
-        "(allowed: actimeo, leases, stat_before_open, vers)",
+        "(allowed: acdirmin, actimeo, leases, lookupcache, reader, stat_before_open, vers)",
         files={"matrix.yaml": MATRIX.replace("leases:", "lease:")}),
     row("bad-axis-value", ["list"], "matrix.yaml:4: unknown mount option 'vers=4.3' (allowed: 3, 4.0, 4.1, 4.2)",
         files={"matrix.yaml": MATRIX.replace('"4.1"', '"4.3"')}),
@@ -104,7 +104,7 @@ ROWS = [
     row("missing-tree", ["list"], "kernels/k.yaml:4: source.build needs 'tree' (required: tree, scope)",
         files=kernel("k", "    tree: linux-source-6.1\n")),
     row("bad-expect-axis", ["list"], "kernels/k.yaml:9: unknown axis 'version', did you mean 'vers'? "
-        "(allowed: actimeo, leases, stat_before_open, vers)", files=kernel("k", "{vers:", "{version:")),
+        "(allowed: acdirmin, actimeo, leases, lookupcache, reader, stat_before_open, vers)", files=kernel("k", "{vers:", "{version:")),
     row("bad-verdict", ["list"], "kernels/k.yaml:10: unknown verdict 'failed', did you mean 'fail'? "
         "(allowed: pass, fail)", files=kernel("k", "verdict: fail", "verdict: failed")),
     row("base-loop", ["list"], "kernels/k2.yaml:5: base kernel 'k' makes a loop: k → k2 → k "

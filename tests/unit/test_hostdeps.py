@@ -22,6 +22,7 @@ RUNNERS = {"run", "Popen", "check_output", "check_call", "call"}
 DYNAMIC = {
     ("lab/topology.py", "NetnsVagrant._call_vagrant_command"): {"ip", "vagrant"},
     ("lab/topology.py", "NetnsVagrant._run_vagrant_command"): {"ip", "vagrant"},
+    ("lab/boxes.py", "customize"): {"gcc"},   # readers.compile_argv
 }
 SHELL_BUILTINS = {"cd", "exec", "[", "test", "true", "false", "set", "export", "echo"}
 HOLE = "\x00"    # stands for an f-string's {…} in a shell string

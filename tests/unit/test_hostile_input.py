@@ -107,7 +107,7 @@ SPEC_ROWS = [
     row("server-mapping", matrix("server: ok-deb", "server: {name: ok-deb}"), ["list"],
         "matrix.yaml:2: server must be a string (quote it)"),
     row("axes-list", matrix('  vers: ["4.0", "4.1"]\n  leases: [on, off]', "  - vers"), ["list"],
-        "matrix.yaml:4: axes must be a mapping (allowed: actimeo, leases, stat_before_open, vers)"),
+        "matrix.yaml:4: axes must be a mapping (allowed: acdirmin, actimeo, leases, lookupcache, reader, stat_before_open, vers)"),
     row("vers-number", matrix('["4.0", "4.1"]', '[4.0, "4.1"]'), ["list"],
         'matrix.yaml:4: vers value 4.0 is a number: quote it ("4.0")'),
     row("vers-date", matrix('["4.0", "4.1"]', '[2026-11-30]'), ["list"],

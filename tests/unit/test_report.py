@@ -31,9 +31,15 @@ PASS = Observation(reads(("old", -1, -0.5), ("new", 0, 30)))
 LATE_PASS = Observation(reads(("old", -1, 0.5), ("new", 1, 30)))
 AFTER = {"calls": 48, "ops": {"CLOSE": 1, "GETATTR": 39, "LOOKUP": 1, "OPEN": 1, "PUTFH": 47, "READ": 1},
          "open_claims": {"NULL": 1}, "stale_replies": 0, "delay_replies": 0, "first_s": {"LOOKUP": 24.1},
-         "open_by_name": 1}
+         "open_by_name": 1, "reply_attrs": {"OPEN": {"0": {"1234": 1}}, "GETATTR": {"0": {"1234": 38}}}}
+SYSCALLS = {"reader": "open-fstat-read", "file": "test1.txt", "traced": 8,
+            "after": {"reads": 8, "first_s": 0.2,
+                      "sequences": {"openat → fd 4 · fstat → ESTALE": 7, "openat → fd 4 · fstat → 0 · read → new "
+                                                                        "(13 bytes) · read → EOF": 1},
+                      "failed_at": {"fstat → ESTALE": 7}}}
 TRACED = Observation(SEED.reads, after_ls=SEED.after_ls,
-                     meta={"trace": {"pcap": "server-nfs.pcapng", "alice": {"before": {}, "after": AFTER}}})
+                     meta={"trace": {"pcap": "server-nfs.pcapng", "alice": {"before": {}, "after": AFTER}},
+                           "syscalls": SYSCALLS})
 
 
 def make(kernel: str, vers: str, leases: str, expected: str, obs: Observation | None = None,
@@ -198,7 +204,8 @@ def test_columns_follow_the_matrix_axes_whatever_the_stored_param_order():
 
 def test_captured_cells_show_their_nfs_operations(records):
     md, html = render(records, "md"), render(records, "html")
-    line = "OPEN 1 (by name 1) · LOOKUP 1 (first at +24.1s) · GETATTR 39 · READ 1 · CLOSE 1 · NFS4ERR_STALE replies 0"
+    line = ("OPEN 1 (by name 1) · LOOKUP 1 (first at +24.1s) · GETATTR 39 · READ 1 · CLOSE 1 · NFS4ERR_STALE replies 0"
+            " · OPEN replies: numlinks 0 ×1 (fileid 1234) · GETATTR replies: numlinks 0 ×38 (fileid 1234)")
     assert f"| debian-6.1-nofix/vers=4.0/leases=off | alice | {line} |" in md
     assert f"alice after t=0: {line}" in html
     assert '<a href="logs/debian-6.1-nofix__vers=4.0__leases=off/server-nfs.pcapng">pcap</a>' in html
@@ -306,3 +313,32 @@ def test_conditions_show_the_ages_achieved_and_the_cache_timeouts():
                                                "change · alice: acdirmin=30 acdirmax=60 acregmin=3 acregmax=60 "
                                                "lookupcache=all")
     assert conditions_text({"meta": {}}) == "" and conditions_text(None) == ""
+
+
+# ---- syscalls beside the wire ----------------------------------------------------------------------------------
+
+def test_traced_cells_show_alice_s_calls_beside_the_wire_operations(records):
+    html = render(records, "html")
+    assert ("alice's reads after t=0, open-fstat-read: openat → fd 4 · fstat → ESTALE ×7; openat → fd 4 · "
+            "fstat → 0 · read → new (13 bytes) · read → EOF ×1") in html
+    assert html.count("alice's reads after t=0") == 1   # only the traced cell
+
+
+def test_markdown_has_one_failed_at_line_per_failing_traced_cell(records):
+    md = render(records, "md")
+    assert md.endswith("\n**Failed at** (alice's traced reads after the change, the commonest failing call):\n\n"
+                       "- debian-6.1-nofix vers=4.0 leases=off: fstat → ESTALE (open-fstat-read)\n")
+
+
+def test_failed_at_line_leaves_out_the_reader_column_and_passing_runs():
+    from lab.report import failed_at_line, syscall_line
+    obs = Observation(SEED.reads, meta={"syscalls": dict(SYSCALLS, reader="busybox-cat", after={
+        "reads": 6, "sequences": {"openat → fd 4 · read → old (13 bytes) · read → EOF": 6},
+        "failed_at": {"read → old": 6}})})
+    rec = make("debian-6.1", "4.1", "on", "pass", obs)
+    rec.params["reader"] = "busybox-cat"
+    assert failed_at_line(rec) == "debian-6.1 vers=4.1 leases=on: read → old (busybox-cat)"
+    assert failed_at_line(make("debian-6.1", "4.1", "on", "pass", PASS)) == ""
+    skipped = Observation(PASS.reads, meta={"syscalls": {"reader": "cat", "skipped": "strace is not installed"}})
+    assert syscall_line(skipped.to_dict()) == "cat: not traced (strace is not installed)"
+    assert syscall_line(PASS.to_dict()) == ""

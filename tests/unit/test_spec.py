@@ -193,7 +193,7 @@ MATRIX_ERRORS = {
                       "(allowed: bad-base, ok-box, ok-build, ok-deb)",
     "bad-axis-value": "bad-axis-value.yaml:12: unknown mount option 'vers=4.3' (allowed: 3, 4.0, 4.1, 4.2)",
     "unknown-axis": "unknown-axis.yaml:5: unknown axis 'versoin', did you mean 'vers'? "
-                    "(allowed: actimeo, leases, stat_before_open, vers)",
+                    "(allowed: acdirmin, actimeo, leases, lookupcache, reader, stat_before_open, vers)",
     "bad-duration": "bad-duration.yaml:6: bad duration '30 seconds' for duration "
                     "(allowed: e.g. 30s, 500ms, 1.5s, 2m, or seconds, up to a day)",
     "duplicate-kernel": "duplicate-kernel.yaml:4: kernel 'ok-deb' is listed twice",
@@ -219,7 +219,7 @@ KERNEL_ERRORS = {
     "zero-sources": "zero-sources.yaml:3: source needs exactly one of deb, box, build (found 0)",
     "two-sources": "two-sources.yaml:4: source needs exactly one of deb, box, build (found 2)",
     "unknown-expect-key": "unknown-expect-key.yaml:9: unknown axis 'version', did you mean 'vers'? "
-                          "(allowed: actimeo, leases, stat_before_open, vers)",
+                          "(allowed: acdirmin, actimeo, leases, lookupcache, reader, stat_before_open, vers)",
     "bad-verdict": "bad-verdict.yaml:7: unknown verdict 'failed', did you mean 'fail'? (allowed: pass, fail)",
     "name-mismatch": "name-mismatch.yaml:2: name 'debian-6.1' does not match the file name "
                      "(expected: name-mismatch)",
