@@ -39,6 +39,8 @@ out = Console(width=None if sys.stdout.isatty() else 200, markup=False, emoji=Fa
 
 MatrixOpt = typer.Option(None, "--matrix", "-m", help="matrix file (default: ./matrix.yaml, else nfslab's own)")
 KernelsOpt = typer.Option(None, "--kernels", "-k", help="only these kernel rows, comma-separated")
+CellOpt = typer.Option(None, "--cell", help="only the cells with these axis values, e.g. vers=4.1,leases=on (an axis "
+                                            "left out matches all its values); repeat it for more cells")
 
 
 class Usage(Exception):
@@ -102,13 +104,26 @@ def _write(path: Path, text: str) -> None:
         raise Usage(f"{path}: cannot write it: {e.strerror}") from None
 
 
-def _load(path: Optional[Path], kernels: Optional[str]):
+def _load(path: Optional[Path], kernels: Optional[str], cells: Optional[list[str]] = None):
     from .spec import load_matrix
     matrix = load_matrix(_matrix_path(path))
+    where = cell_filters(cells, matrix.axes)
     try:
-        return matrix, matrix.cells(kernels.split(",") if kernels else None)
+        return matrix, matrix.cells(kernels.split(",") if kernels else None, where)
     except SpecError as e:  # the bad name came from the command line, not from the file
         raise Usage(f"--kernels: {e.message}") from None
+
+
+def cell_filters(texts: Optional[list[str]], axes: dict) -> list[dict]:
+    """Each --cell as the axis values it selects (several --cell: any of them)."""
+    from .spec import parse_cell_filter
+    filters = []
+    for text in texts or []:
+        try:
+            filters.append(parse_cell_filter(text, axes))
+        except ValueError as e:
+            raise Usage(f"--cell {text}: {e}") from None
+    return filters
 
 
 @app.callback()
@@ -126,9 +141,10 @@ def _options(verbose: bool = typer.Option(False, "--verbose", "-v", help="also s
 
 @app.command("list")
 def list_cells(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
+               cell: Optional[list[str]] = CellOpt,
                as_json: bool = typer.Option(False, "--json", help="machine-readable list")):
     """List the cells of the matrix (ids like debian-6.1/vers=4.0/leases=on) with what history expects."""
-    m, cells = _load(matrix, kernels)
+    m, cells = _load(matrix, kernels, cell)
     rows = [{"id": c.id, "kernel": c.kernel, "params": c.params, "expected": m.kernel(c.kernel).expected(c.params),
              "source": m.kernel(c.kernel).source_kind} for c in cells]
     if as_json:
@@ -220,7 +236,7 @@ def box_build():
 
 
 @app.command()
-def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
+def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt, cell: Optional[list[str]] = CellOpt,
         runs: Path = typer.Option(Path("runs"), help="where run directories are created"),
         resume: Optional[Path] = typer.Option(None, help="continue this run directory: finished cells are kept"),
         repeats: Optional[int] = typer.Option(None, "--repeats", help="runs per cell (default: the matrix's "
@@ -228,7 +244,7 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         keep_host: bool = typer.Option(False, help="leave the lab namespace and libvirtd running afterwards")):
     """Run the matrix on real VMs and print the compatibility table (also written to the run directory)."""
     from . import preflight
-    m, cells = _load(matrix, kernels)
+    m, cells = _load(matrix, kernels, cell)
     if resume and not resume.is_dir():
         raise Usage(f"--resume {resume}: no such run directory (fix: give one that `lab run` made, e.g. "
                     f"{runs}/<run-id>)")

@@ -33,6 +33,9 @@ def test_list_json_covers_every_kernel():
     (["table", str(CHECKOUT), "--format", "pdf"], "unknown format 'pdf'"),
     (["nosuchcommand"], "No such command"),
     (["run", "--repeats", "0"], "--repeats 0: a cell runs at least once"),
+    (["list", "--cell", "vers=4.2"], "--cell vers=4.2: unknown value '4.2' for axis vers (allowed: 4.0, 4.1)"),
+    (["run", "--cell", "ver=4.1,leases=on"], "--cell ver=4.1,leases=on: unknown axis 'ver', did you mean 'vers'? "
+                                             "(allowed: vers, leases)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     r = lab(*args)
@@ -49,6 +52,15 @@ def test_bad_matrix_gives_file_and_line(tmp_path):
     assert r.returncode == 2
     line = next(i for i, l in enumerate(bad.read_text().splitlines(), 1) if "4.3" in l)
     assert f"matrix.yaml:{line}: unknown mount option 'vers=4.3'" in r.stderr
+
+
+def test_list_selects_cells_by_axis_values(lab_cli):
+    r = lab_cli("list", "-k", "debian-6.1,debian-5.10", "--cell", "vers=4.1,leases=on", "--cell", "vers=4.0/leases=off")
+    assert r.returncode == 0, r.stderr
+    ids = [line.split()[0] for line in r.stdout.splitlines()[:-1]]
+    assert ids == ["debian-6.1/vers=4.0/leases=off", "debian-6.1/vers=4.1/leases=on",
+                   "debian-5.10/vers=4.0/leases=off", "debian-5.10/vers=4.1/leases=on"]
+    assert r.stdout.splitlines()[-1] == "4 cells, 2 kernels"
 
 
 def test_help_explains_the_commands():
