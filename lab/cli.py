@@ -256,9 +256,10 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     # imported after the check: python-vagrant logs a warning of its own at import when vagrant is missing
     from .aggregate import cells_of
     from .cleanup import release
-    from .report import render_terminal
+    from .report import rerun_lines, render_terminal
     from .results import RunDir
-    from .runner import Runner, experiment_meta, runs_to_do, write_tables
+    from .runner import Runner, experiment_meta, runs_to_do
+    from .tables import context_for, spec_meta, write_tables
     run_dir = RunDir(resume) if resume else RunDir.create(runs)
     repeats = repeats or (run_dir.meta().get("repeats") if resume else None) or m.experiment.repeats
     done = run_dir.finished_runs() if resume else set()
@@ -267,7 +268,7 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     run_dir.write_meta({**run_dir.meta(), "matrix": str(m.path), "kernels": [k.name for k in m.kernels],
                         "axes": m.axes, "server": m.server, "command": " ".join(["lab", *sys.argv[1:]]),
                         "run_id": run_dir.run_id, "started": run_dir.meta().get("started") or _now(),
-                        "repeats": repeats, "experiment": experiment_meta(m, repeats)})
+                        "repeats": repeats, "experiment": experiment_meta(m, repeats), "specs": spec_meta(m)})
     crash.save_into(run_dir.path)   # a crash from here on leaves its traceback with the run
     left = len({c.id for c, _ in todo})
     runs_note = f" ({len(todo)} runs, {repeats} a cell)" if repeats > 1 else ""
@@ -292,7 +293,13 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         release(runner.host, run_dir.path, keep_host)
     run_dir.write_meta({**run_dir.meta(), "finished": _now(), "wall_s": round(time.monotonic() - started)})
     records = write_tables(run_dir)
-    out.print(render_terminal(records, meta=run_dir.meta()))
+    context = context_for(run_dir, cwd=os.getcwd())
+    out.print(render_terminal(records, meta=run_dir.meta(), context=context))
+    reruns = rerun_lines(records, run_dir.meta(), context)
+    if reruns:
+        out.print("to rerun the cells that did not go as history expects:")
+        for line in reruns:
+            out.print(f"  {line}", soft_wrap=True)
     out.print(f"run directory: {run_dir.path}")
     if interrupted:
         raise typer.Exit(130)
@@ -321,6 +328,10 @@ def _raise_interrupt(signum, frame):
 def table(run_dir: Path = typer.Argument(..., help="a run directory (runs/<run-id>)"),
           fmt: str = typer.Option("md", "--format", "-f", help="md | html | json | junit"),
           output: Optional[Path] = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
+          baseline: Optional[Path] = typer.Option(None, "--baseline", help="a run directory to compare with (as "
+                                                  "`lab compare` does): the cells whose verdict changed are marked"),
+          for_docs: bool = typer.Option(False, "--for-docs", help="for a committed page: no links to the run's logs "
+                                        "and captures (they are not committed), no paths of this machine"),
           fail_on: str = typer.Option("none", "--fail-on", help="exit 1 after rendering if the table has any of "
                                       "these, comma-separated: regression, unexpected-pass, flaky, error, skip "
                                       "(default: none, exit 0)")):
@@ -328,16 +339,20 @@ def table(run_dir: Path = typer.Argument(..., help="a run directory (runs/<run-i
     from .aggregate import cells_of
     from .report import FAIL_ON, FORMATS, fail_on_hits, render
     from .results import RunDir
+    from .tables import context_for
     if fmt not in FORMATS:
         raise Usage(f"unknown format '{fmt}' (allowed: {', '.join(FORMATS)})")
     gate = parse_fail_on(fail_on, FAIL_ON)
     if not run_dir.is_dir():
         raise Usage(f"{run_dir}: no such run directory")
+    if baseline is not None and not baseline.is_dir():
+        raise Usage(f"--baseline {baseline}: no such run directory")
     if output:
         _output_file(output, "--output")
     rd = RunDir(run_dir)
     runs = rd.runs()
-    text = render(runs, fmt, title="nfslab compatibility", meta=rd.meta())
+    context = context_for(rd, baseline=baseline, cwd=os.getcwd(), for_docs=for_docs)
+    text = render(runs, fmt, meta=rd.meta(), context=context)
     if output:
         _write(output, text)
     else:

@@ -99,9 +99,11 @@ def pytest_configure(config):
     config.stash[RUN_DIR_KEY] = run_dir
     if not _is_worker(config):
         from .runner import experiment_meta
+        from .tables import spec_meta
         run_dir.write_meta({**run_dir.meta(), "matrix": str(matrix.path), "kernels": [k.name for k in matrix.kernels],
                             "axes": matrix.axes, "command": "pytest " + " ".join(config.invocation_params.args),
-                            "repeats": repeats, "experiment": experiment_meta(matrix, repeats)})
+                            "repeats": repeats, "experiment": experiment_meta(matrix, repeats),
+                            "specs": spec_meta(matrix)})
 
 
 def _chosen_by_node_id(config, matrix, cells):
@@ -253,7 +255,7 @@ def pytest_terminal_summary(terminalreporter, config):
     if not config.getoption("--matrix") or RUN_DIR_KEY not in config.stash:
         return
     from .report import render_terminal
-    from .runner import write_tables
+    from .tables import context_for, write_tables
     run_dir = config.stash[RUN_DIR_KEY]
     if not run_dir.runs():
         return
@@ -262,7 +264,7 @@ def pytest_terminal_summary(terminalreporter, config):
     from rich.console import Console
     console = Console(file=terminalreporter._tw._file, force_terminal=terminalreporter.hasmarkup,
                       width=max(terminalreporter._tw.fullwidth, 100))
-    console.print(render_terminal(records, meta=run_dir.meta()))
+    console.print(render_terminal(records, meta=run_dir.meta(), context=context_for(run_dir, cwd=os.getcwd())))
     terminalreporter.write_line(f"run directory: {run_dir.path} (table.md, table.html, junit.xml, logs/)")
 
 
