@@ -177,3 +177,43 @@ def test_table_shows_every_run_of_a_cell(tmp_path, lab_cli):
     r = lab_cli("table", _run_dir(tmp_path))
     assert "⚠ regression ✗ 3/3 ESTALE 25s" in r.stdout and "⚠ flaky 1/3 fail" in r.stdout
     assert "✓ 3/3 new after 0.5s" in r.stdout
+
+
+def test_table_against_a_baseline_marks_the_changed_cells(tmp_path, lab_cli):
+    from lab.outcome import Verdict
+    from lab.results import ResultRecord, RunDir
+    new = _run_dir(tmp_path)
+    base = RunDir.create(tmp_path, "base")
+    for kernel in ("a", "c"):   # a passed in the baseline and fails now; c passes in both
+        base.append(ResultRecord(run_id="base", cell_id=f"{kernel}/vers=4.1", kernel=kernel, params={"vers": "4.1"},
+                                 verdict=Verdict("pass", first_new_after=0.5, pass_within=2.0).to_dict(),
+                                 expected="pass", started="2026-11-22T10:00:00+00:00", duration_s=9.0,
+                                 worker="main", observation=None, logs=""))
+    r = lab_cli("table", new, "--baseline", base.path)
+    assert r.returncode == 0, r.stderr
+    assert "| a | Δ ⚠ regression ✗ 3/3 ESTALE 25s |" in r.stdout
+    assert "**Changed since the baseline** `base`: 1 changed · 0 flaky · 0 without data · 1 added" in r.stdout
+    assert "rerun: `lab run -k a --cell vers=4.1 --repeats 3`" in r.stdout
+    html = lab_cli("table", new, "--baseline", base.path, "-f", "html").stdout
+    assert 'data-tags="regression changed"' in html
+    bad = lab_cli("table", new, "--baseline", tmp_path / "nope")
+    assert bad.returncode == 2 and "--baseline" in bad.stderr and "no such run directory" in bad.stderr
+
+
+def test_table_for_docs_has_no_links_into_the_run(tmp_path, lab_cli):
+    from lab.results import RunDir
+    run = RunDir(_run_dir(tmp_path))
+    run.write_meta({"matrix": str(tmp_path / "m.yaml"), "command": f"lab run --runs {tmp_path}", "wall_s": 75})
+    linked = lab_cli("table", run.path, "-f", "html").stdout
+    docs = lab_cli("table", run.path, "-f", "html", "--for-docs").stdout
+    assert str(tmp_path) not in docs and "wall time: 1 min 15 s" in docs
+    assert "lab run -m m.yaml -k a --cell vers=4.1 --repeats 3" in docs
+    assert f"lab run -m {tmp_path / 'm.yaml'} -k a" in linked    # outside the cwd: as run.json says it
+
+
+def test_tables_know_the_specs_of_the_run(tmp_path):
+    from lab.tables import spec_facts
+    facts = spec_facts({"kernels": ["debian-6.1", "../../etc/passwd", "nope"], "server": "debian-6.1"})
+    assert list(facts) == ["debian-6.1"] and "be189f7e7f03" in facts["debian-6.1"]["notes"]
+    kept = {"debian-6.1": {"title": "as run.json has it", "notes": ""}}
+    assert spec_facts({"kernels": ["debian-6.1"], "specs": kept}) == kept
