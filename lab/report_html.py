@@ -110,7 +110,7 @@ def _windows(grid: Grid, meta: dict, anchors: dict, axis: TimeAxis, criterion: f
     version each kernel booted, else the one in its name)."""
     records = [run for cell in grid.results() for run in cell.runs]
     order = [k for k in series_of(records, meta) if k in grid.rows]
-    columns = {column: [_window_row(cell, anchors, axis, context) for kernel in order
+    columns = {column: [_window_row(cell, anchors, context) for kernel in order
                         if (cell := grid.get(kernel, column))] for column in grid.columns}
     labels = [row.label for rows in columns.values() for row in rows]
     scale = axis.from_zero(label_width(order), label_width(labels))   # one size for every plot of the page
@@ -118,7 +118,7 @@ def _windows(grid: Grid, meta: dict, anchors: dict, axis: TimeAxis, criterion: f
             for column, rows in columns.items() if rows]
 
 
-def _window_row(cell: CellResult, anchors: dict, axis: TimeAxis, context: Context) -> WindowRow:
+def _window_row(cell: CellResult, anchors: dict, context: Context) -> WindowRow:
     """A kernel's row in a window plot: the runs with a kernel result, the window's spread (predicate.py's
     `window`: old data and ESTALE after the change; never = did not recover)."""
     runs = [run for run in cell.runs if run.status in KERNEL_RESULTS]
@@ -134,9 +134,8 @@ def _window_row(cell: CellResult, anchors: dict, axis: TimeAxis, context: Contex
         label = seconds_text(finite) + ("…never" if len(finite) < len(windows) else "")
     if cell.status == "flaky":
         label = f"⚠ {label} ({cell.counts_text()})"
-    band = None
-    if windows and max(windows) > 0:
-        band = (min(finite) if finite else axis.hi, axis.hi if len(finite) < len(windows) else max(finite))
+    # the spread of the windows that closed; a run that never recovered shows as its bar and arrow
+    band = (min(finite), max(finite)) if finite and max(finite) > 0 else None
     return WindowRow(kernel=cell.kernel, runs=[(run.observation, not math.isinf(w)) for run, w in zip(runs, windows)],
                      label=label, title=f"{cell.cell_id}: {context.public(cell_text(cell))}", band=band,
                      href=f"#{anchors[cell.cell_id]}")

@@ -221,7 +221,7 @@ class WindowRow:
     runs: list[tuple[dict | None, bool]]        # (observation, recovered) of each run with a kernel result
     label: str                                  # `24.0–25.0s`, `never`, `✓`, `ERROR`…
     title: str                                  # the cell's text, as a tooltip
-    band: tuple[float, float] | None = None     # the shortest and longest window of the runs
+    band: tuple[float, float] | None = None     # the shortest and longest window of the runs that recovered
     href: str | None = None                     # the cell's anchor, `#cell-…`
 
 
@@ -244,7 +244,7 @@ def windows_svg(rows: list[WindowRow], axis: TimeAxis, criterion: float | None =
         body.append(f'<a href="{_e(row.href)}">{name}</a>' if row.href else name)
         if row.band:
             lo, hi = row.band
-            tip = f"window {row.label} over {len(row.runs)} run{'s' if len(row.runs) != 1 else ''}"
+            tip = f"{row.kernel}: windows {_s(lo)}…{_s(hi)}, the shortest and longest of the runs that recovered"
             body.append(f'<rect x="{axis.x(lo)}" y="{y + 1}" width="{max(round(axis.x(hi) - axis.x(lo), 1), 1.5)}" '
                         f'height="{height - 2}" fill="#ddd"><title>{_e(tip)}</title></rect>')
         for j, (obs, recovered) in enumerate(row.runs):

@@ -393,7 +393,8 @@ def test_window_plots_list_kernels_in_version_order_with_the_spread_of_runs():
     assert names == ["mainline-4.19", "debian-5.10", "debian-6.1", "debian-6.12"]
     labels = re.findall(r"</title>([^<]+)</text>", plot)
     assert labels == ["never", "⚠ 0.0–24.0s (1/2 fail)", "✓", "24.0–25.0s"]   # a passing run's window is 0
-    assert '<title>window 24.0–25.0s over 3 runs</title>' in plot                    # the min–max band
+    assert ('<title>debian-6.12: windows 24s…25s, the shortest and longest of the runs that recovered</title>'
+            in plot)                                                                   # the min–max band
     assert plot.count('fill="#d03030"') == 3 + 1                                       # a bar per failing run
     assert "never recovered while alice read" in plot                                 # the seed: ▶ at the end
     assert '<a href="#cell-debian-6.12__vers-4.1__leases-on">' in plot                # rows link to their cells
