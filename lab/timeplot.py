@@ -165,8 +165,9 @@ class TimeAxis:
         out = (f'<line x1="{self.x(0)}" y1="{top}" x2="{self.x(0)}" y2="{bottom}" stroke="#000" stroke-width="1.5">'
                f'<title>the change (t = 0)</title></line>')
         if criterion is not None and self.lo <= criterion <= self.hi:
-            out += (f'<line x1="{self.x(criterion)}" y1="{top}" x2="{self.x(criterion)}" y2="{bottom}" stroke="#000" '
-                    f'stroke-dasharray="2,2"><title>pass_within {criterion:g}s: new contents due by then</title></line>')
+            x = self.x(criterion)
+            out += (f'<line x1="{x}" y1="{top}" x2="{x}" y2="{bottom}" stroke="#000" stroke-dasharray="2,2">'
+                    f'<title>pass_within {criterion:g}s: new contents due by then</title></line>')
         return out
 
 

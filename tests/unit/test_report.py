@@ -135,7 +135,8 @@ def test_markdown_shape(records):
     lines = text.splitlines()
     assert lines[0] == "# nfslab: 5 kernels × 4 cells, 2026-11-23, 1 run/cell"
     assert lines[4].startswith("**Criterion:** pass: every read from 2s after the rename shows the new contents")
-    assert lines[6] == "| kernel | vers=4.0 leases=on | vers=4.0 leases=off | vers=4.1 leases=on | vers=4.1 leases=off |"
+    assert lines[6] == ("| kernel | vers=4.0 leases=on | vers=4.0 leases=off | vers=4.1 leases=on | "
+                        "vers=4.1 leases=off |")
     assert lines[8].startswith("| centos7-3.10 | ✗ (expected) stale never recovers, ls clears |")
     assert "| mainline-4.19-fix | ⚠ regression ✗ stale 5s→ESTALE 18s | ✓ new after 0s | — | — |" in lines
     assert "**Summary:** 7 pass · 3 expected fail · 1 regression · 1 unexpected pass · 1 error · 4 skip" in lines
@@ -450,7 +451,8 @@ def test_rerun_commands_quote_and_place_the_matrix():
     assert rerun_command(cell, default) == "lab run -k 'k'\"'\"'1' --cell vers=4.1,leases=on --repeats 1"
     own = {"matrix": "/srv/checkout/matrices/my matrix.yaml"}
     assert rerun_command(cell, own, Context(cwd="/srv/checkout")).startswith("lab run -m 'matrices/my matrix.yaml' ")
-    assert rerun_command(cell, own, Context(cwd="/home")).startswith("lab run -m '/srv/checkout/matrices/my matrix.yaml'")
+    elsewhere = rerun_command(cell, own, Context(cwd="/home"))
+    assert elsewhere.startswith("lab run -m '/srv/checkout/matrices/my matrix.yaml'")
     assert rerun_command(cell, own, Context(for_docs=True)).startswith("lab run -m 'my matrix.yaml' ")
     assert rerun_command(cell, {"matrix": "matrix.yaml"}).startswith("lab run -m matrix.yaml -k")
     passing = cells_of([make("k", "4.1", "on", "pass", obs=PASS)])[0]
