@@ -11,6 +11,7 @@ what they print holds paths, command output and names the lab does not control.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -297,7 +298,7 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     out.print(render_terminal(records, meta=run_dir.meta(), context=context))
     reruns = rerun_lines(records, run_dir.meta(), context)
     if reruns:
-        out.print("to rerun the cells that did not go as history expects:")
+        out.print(RERUN_HEADER)
         for line in reruns:
             out.print(f"  {line}", soft_wrap=True)
     out.print(f"run directory: {run_dir.path}")
@@ -326,7 +327,8 @@ def _raise_interrupt(signum, frame):
 
 @app.command()
 def table(run_dir: Path = typer.Argument(..., help="a run directory (runs/<run-id>)"),
-          fmt: str = typer.Option("md", "--format", "-f", help="md | html | json | junit"),
+          fmt: str = typer.Option("md", "--format", "-f", help="md | html | json | junit | terminal (the table "
+                                  "`lab run` prints, with the rerun commands of the mismatching cells)"),
           output: Optional[Path] = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
           baseline: Optional[Path] = typer.Option(None, "--baseline", help="a run directory to compare with (as "
                                                   "`lab compare` does): the cells whose verdict changed are marked"),
@@ -340,8 +342,8 @@ def table(run_dir: Path = typer.Argument(..., help="a run directory (runs/<run-i
     from .report import FAIL_ON, FORMATS, fail_on_hits, render
     from .results import RunDir
     from .tables import context_for
-    if fmt not in FORMATS:
-        raise Usage(f"unknown format '{fmt}' (allowed: {', '.join(FORMATS)})")
+    if fmt not in (*FORMATS, "terminal"):
+        raise Usage(f"unknown format '{fmt}' (allowed: {', '.join(FORMATS)}, terminal)")
     gate = parse_fail_on(fail_on, FAIL_ON)
     if not run_dir.is_dir():
         raise Usage(f"{run_dir}: no such run directory")
@@ -352,7 +354,10 @@ def table(run_dir: Path = typer.Argument(..., help="a run directory (runs/<run-i
     rd = RunDir(run_dir)
     runs = rd.runs()
     context = context_for(rd, baseline=baseline, cwd=os.getcwd(), for_docs=for_docs)
-    text = render(runs, fmt, meta=rd.meta(), context=context)
+    if fmt == "terminal":
+        text = _terminal_text(runs, rd.meta(), context, output is None)
+    else:
+        text = render(runs, fmt, meta=rd.meta(), context=context)
     if output:
         _write(output, text)
     else:
@@ -361,6 +366,23 @@ def table(run_dir: Path = typer.Argument(..., help="a run directory (runs/<run-i
     if hits:
         print(f"lab table: --fail-on: {', '.join(f'{n} {name}' for name, n in hits.items())}", file=sys.stderr)
         raise typer.Exit(1)
+
+
+def _terminal_text(records, meta: dict, context, colour: bool) -> str:
+    """What `lab run` prints after its runs: the rich table, then the rerun commands of the mismatching cells."""
+    from .report import rerun_lines, render_terminal
+    console = Console(width=out.width, record=True, markup=False, emoji=False, highlight=False,
+                      force_terminal=colour and sys.stdout.isatty(), file=io.StringIO())
+    console.print(render_terminal(records, meta=meta, context=context))
+    reruns = rerun_lines(records, meta, context)
+    if reruns:
+        console.print(RERUN_HEADER)
+        for line in reruns:
+            console.print(f"  {line}", soft_wrap=True)
+    return console.export_text(styles=colour and sys.stdout.isatty())
+
+
+RERUN_HEADER = "to rerun the cells that did not go as history expects:"
 
 
 def parse_fail_on(text: str, allowed: tuple[str, ...]) -> set[str]:

@@ -196,6 +196,9 @@ def test_table_against_a_baseline_marks_the_changed_cells(tmp_path, lab_cli):
     assert "rerun: `lab run -k a --cell vers=4.1 --repeats 3`" in r.stdout
     html = lab_cli("table", new, "--baseline", base.path, "-f", "html").stdout
     assert 'data-tags="regression changed"' in html
+    terminal = lab_cli("table", new, "--baseline", base.path, "-f", "terminal").stdout
+    assert "Δ ⚠ regression ✗ 3/3 ESTALE 25s" in terminal and "Δ changed since the baseline base: 1 cell" in terminal
+    assert "  lab run -k a --cell vers=4.1 --repeats 3   # a/vers=4.1: regression" in terminal
     bad = lab_cli("table", new, "--baseline", tmp_path / "nope")
     assert bad.returncode == 2 and "--baseline" in bad.stderr and "no such run directory" in bad.stderr
 
