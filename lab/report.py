@@ -241,8 +241,8 @@ def heading(grid: Grid, meta: dict, title: str = "") -> str:
     facts = [f"{count(len(grid.rows), 'kernel')} × {count(len(grid.columns), 'cell')}"]
     if re.match(r"\d{4}-\d\d-\d\d", started):
         facts.append(started[:10])
-    facts.append(f"{_runs_a_cell(grid.results(), meta)} run{'s' if _runs_a_cell(grid.results(), meta) != '1' else ''}"
-                 f"/cell")
+    runs = _runs_a_cell(grid.results(), meta)
+    facts.append(f"{runs} run{'s' if runs != '1' else ''}/cell")
     experiment = (meta.get("experiment") or {}).get("name")
     if experiment and experiment != "rename":
         facts[0] += f" ({experiment})"

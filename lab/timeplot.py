@@ -13,6 +13,7 @@ from a record (kernel names, read kinds, labels) is escaped here.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, replace
 from html import escape
@@ -141,7 +142,11 @@ class TimeAxis:
 
     @property
     def step(self) -> int:
-        return next((s for s in TICK_STEPS if s * self.px_per_s >= MIN_TICK_PX), TICK_STEPS[-1])
+        """Seconds between ticks: the first round step that leaves MIN_TICK_PX between labels (beyond an hour,
+        1, 2 or 5 × a power of ten, for a timeline no experiment makes but a damaged record may claim)."""
+        need = MIN_TICK_PX / self.px_per_s
+        steps = itertools.chain(TICK_STEPS, (m * 10 ** e for e in itertools.count(4) for m in (1, 2, 5)))
+        return next(s for s in steps if s >= need)
 
     def ticks(self) -> list[int]:
         step = self.step

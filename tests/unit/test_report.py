@@ -527,3 +527,9 @@ def test_rows_without_results_are_named_not_drawn(records):
     md = render(records, "md", meta=meta)
     assert "**Not run:** debian-5.10, debian-6.12 (no results for these rows of the matrix)" in md
     assert "| debian-5.10 |" not in md
+
+
+def test_an_absurd_timeline_still_gets_few_round_ticks():
+    from lab.timeplot import MIN_TICK_PX, TimeAxis
+    axis = TimeAxis.fit([{"reads": [{"t": -3.0, "kind": "old"}, {"t": 999999.0, "kind": "new"}]}])
+    assert axis.step == 200000 and axis.step * axis.px_per_s >= MIN_TICK_PX and len(axis.ticks()) == 11
