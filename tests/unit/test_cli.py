@@ -220,3 +220,51 @@ def test_tables_know_the_specs_of_the_run(tmp_path):
     assert list(facts) == ["debian-6.1"] and "be189f7e7f03" in facts["debian-6.1"]["notes"]
     kept = {"debian-6.1": {"title": "as run.json has it", "notes": ""}}
     assert spec_facts({"kernels": ["debian-6.1"], "specs": kept}) == kept
+
+
+def test_lab_run_prints_the_rerun_command_of_each_mismatching_cell(tmp_path, lab_cli, monkeypatch):
+    """`lab run` without VMs: a Runner whose runs' statuses are scripted, the host checks and teardown off."""
+    from lab import cleanup, preflight, runner
+    from lab.outcome import Verdict
+    from lab.results import ResultRecord, now_iso
+
+    script = {"on": ["pass", "fail", "pass"], "off": ["error"] * 3}
+    verdicts = {"pass": Verdict("pass", first_new_after=0.5, pass_within=2.0),
+                "fail": Verdict("fail", reason="estale", first_new_after=25.0, estale_for=24.5, pass_within=2.0),
+                "error": Verdict.error("boot", "alice did not answer ssh")}
+
+    class Scripted:
+        host = None
+
+        def __init__(self, matrix, run_dir, progress=None):
+            self.matrix, self.run_dir = matrix, run_dir
+
+        def run_cell(self, cell, repeat=1, repeats=1):
+            status = script[cell.params["leases"]][repeat - 1]
+            record = ResultRecord(run_id=self.run_dir.run_id, cell_id=cell.id, kernel=cell.kernel,
+                                  params=dict(cell.params), verdict=verdicts[status].to_dict(),
+                                  expected=self.matrix.expected(cell), started=now_iso(), duration_s=1.0,
+                                  worker="main", observation=None, logs="", repeat=repeat, repeats=repeats)
+            self.run_dir.append(record)
+            return record
+
+        def close(self):
+            pass
+
+    for name in ("check", "check_kernels"):
+        monkeypatch.setattr(preflight, name, lambda *args, **kwargs: None)
+    monkeypatch.setattr(cleanup, "release", lambda *args, **kwargs: None)
+    monkeypatch.setattr(runner, "Runner", Scripted)
+    monkeypatch.setattr("signal.signal", lambda *args: None)
+    r = lab_cli("run", "-k", "mainline-4.19", "--cell", "vers=4.1", "--repeats", "3", "--runs", tmp_path / "runs",
+                cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    tail = r.stdout[r.stdout.index("to rerun the cells"):].splitlines()
+    assert tail[1:3] == [
+        "  lab run -k mainline-4.19 --cell vers=4.1,leases=on --repeats 3   # mainline-4.19/vers=4.1/leases=on: flaky",
+        "  lab run -k mainline-4.19 --cell vers=4.1,leases=off --repeats 3   # mainline-4.19/vers=4.1/leases=off: "
+        "error"]
+    run_dir = next((tmp_path / "runs").iterdir())
+    assert "debian-6.1" in json.loads((run_dir / "run.json").read_text())["specs"]   # the server's spec kept too
+    table = (run_dir / "table.md").read_text()
+    assert "rerun: `lab run -k mainline-4.19 --cell vers=4.1,leases=on --repeats 3`" in table
