@@ -11,6 +11,7 @@ what they print holds paths, command output and names the lab does not control.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -39,6 +40,8 @@ out = Console(width=None if sys.stdout.isatty() else 200, markup=False, emoji=Fa
 
 MatrixOpt = typer.Option(None, "--matrix", "-m", help="matrix file (default: ./matrix.yaml, else nfslab's own)")
 KernelsOpt = typer.Option(None, "--kernels", "-k", help="only these kernel rows, comma-separated")
+CellOpt = typer.Option(None, "--cell", help="only the cells with these axis values, e.g. vers=4.1,leases=on (an axis "
+                                            "left out matches all its values); repeat it for more cells")
 
 
 class Usage(Exception):
@@ -102,13 +105,26 @@ def _write(path: Path, text: str) -> None:
         raise Usage(f"{path}: cannot write it: {e.strerror}") from None
 
 
-def _load(path: Optional[Path], kernels: Optional[str]):
+def _load(path: Optional[Path], kernels: Optional[str], cells: Optional[list[str]] = None):
     from .spec import load_matrix
     matrix = load_matrix(_matrix_path(path))
+    where = cell_filters(cells, matrix.axes)
     try:
-        return matrix, matrix.cells(kernels.split(",") if kernels else None)
+        return matrix, matrix.cells(kernels.split(",") if kernels else None, where)
     except SpecError as e:  # the bad name came from the command line, not from the file
         raise Usage(f"--kernels: {e.message}") from None
+
+
+def cell_filters(texts: Optional[list[str]], axes: dict) -> list[dict]:
+    """Each --cell as the axis values it selects (several --cell: any of them)."""
+    from .spec import parse_cell_filter
+    filters = []
+    for text in texts or []:
+        try:
+            filters.append(parse_cell_filter(text, axes))
+        except ValueError as e:
+            raise Usage(f"--cell {text}: {e}") from None
+    return filters
 
 
 @app.callback()
@@ -126,9 +142,10 @@ def _options(verbose: bool = typer.Option(False, "--verbose", "-v", help="also s
 
 @app.command("list")
 def list_cells(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
+               cell: Optional[list[str]] = CellOpt,
                as_json: bool = typer.Option(False, "--json", help="machine-readable list")):
     """List the cells of the matrix (ids like debian-6.1/vers=4.0/leases=on) with what history expects."""
-    m, cells = _load(matrix, kernels)
+    m, cells = _load(matrix, kernels, cell)
     rows = [{"id": c.id, "kernel": c.kernel, "params": c.params, "expected": m.kernel(c.kernel).expected(c.params),
              "source": m.kernel(c.kernel).source_kind} for c in cells]
     if as_json:
@@ -220,7 +237,7 @@ def box_build():
 
 
 @app.command()
-def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
+def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt, cell: Optional[list[str]] = CellOpt,
         runs: Path = typer.Option(Path("runs"), help="where run directories are created"),
         resume: Optional[Path] = typer.Option(None, help="continue this run directory: finished cells are kept"),
         repeats: Optional[int] = typer.Option(None, "--repeats", help="runs per cell (default: the matrix's "
@@ -228,7 +245,7 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         keep_host: bool = typer.Option(False, help="leave the lab namespace and libvirtd running afterwards")):
     """Run the matrix on real VMs and print the compatibility table (also written to the run directory)."""
     from . import preflight
-    m, cells = _load(matrix, kernels)
+    m, cells = _load(matrix, kernels, cell)
     if resume and not resume.is_dir():
         raise Usage(f"--resume {resume}: no such run directory (fix: give one that `lab run` made, e.g. "
                     f"{runs}/<run-id>)")
@@ -242,9 +259,10 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     from .cleanup import release
     from .log import live_console
     from .progress import RunProgress
-    from .report import render_terminal
+    from .report import rerun_lines, render_terminal
     from .results import RunDir
-    from .runner import Runner, experiment_meta, runs_to_do, write_tables
+    from .runner import Runner, experiment_meta, runs_to_do
+    from .tables import context_for, spec_meta, write_tables
     run_dir = RunDir(resume) if resume else RunDir.create(runs)
     repeats = repeats or (run_dir.meta().get("repeats") if resume else None) or m.experiment.repeats
     done = run_dir.finished_runs() if resume else set()
@@ -253,7 +271,7 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     run_dir.write_meta({**run_dir.meta(), "matrix": str(m.path), "kernels": [k.name for k in m.kernels],
                         "axes": m.axes, "server": m.server, "command": " ".join(["lab", *sys.argv[1:]]),
                         "run_id": run_dir.run_id, "started": run_dir.meta().get("started") or _now(),
-                        "repeats": repeats, "experiment": experiment_meta(m, repeats)})
+                        "repeats": repeats, "experiment": experiment_meta(m, repeats), "specs": spec_meta(m)})
     crash.save_into(run_dir.path)   # a crash from here on leaves its traceback with the run
     left = len({c.id for c, _ in todo})
     runs_note = f" ({len(todo)} runs, {repeats} a cell)" if repeats > 1 else ""
@@ -278,7 +296,13 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         release(runner.host, run_dir.path, keep_host)
     run_dir.write_meta({**run_dir.meta(), "finished": _now(), "wall_s": round(time.monotonic() - started)})
     records = write_tables(run_dir)
-    out.print(render_terminal(records, meta=run_dir.meta()))
+    context = context_for(run_dir, cwd=os.getcwd())
+    out.print(render_terminal(records, meta=run_dir.meta(), context=context))
+    reruns = rerun_lines(records, run_dir.meta(), context)
+    if reruns:
+        out.print(RERUN_HEADER)
+        for line in reruns:
+            out.print(f"  {line}", soft_wrap=True)
     out.print(f"run directory: {run_dir.path}")
     if interrupted:
         raise typer.Exit(130)
@@ -305,8 +329,13 @@ def _raise_interrupt(signum, frame):
 
 @app.command()
 def table(run_dir: Path = typer.Argument(..., help="a run directory (runs/<run-id>)"),
-          fmt: str = typer.Option("md", "--format", "-f", help="md | html | json | junit"),
+          fmt: str = typer.Option("md", "--format", "-f", help="md | html | json | junit | terminal (the table "
+                                  "`lab run` prints, with the rerun commands of the mismatching cells)"),
           output: Optional[Path] = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
+          baseline: Optional[Path] = typer.Option(None, "--baseline", help="a run directory to compare with (as "
+                                                  "`lab compare` does): the cells whose verdict changed are marked"),
+          for_docs: bool = typer.Option(False, "--for-docs", help="for a committed page: no links to the run's logs "
+                                        "and captures (they are not committed), no paths of this machine"),
           fail_on: str = typer.Option("none", "--fail-on", help="exit 1 after rendering if the table has any of "
                                       "these, comma-separated: regression, unexpected-pass, flaky, error, skip "
                                       "(default: none, exit 0)")):
@@ -314,16 +343,23 @@ def table(run_dir: Path = typer.Argument(..., help="a run directory (runs/<run-i
     from .aggregate import cells_of
     from .report import FAIL_ON, FORMATS, fail_on_hits, render
     from .results import RunDir
-    if fmt not in FORMATS:
-        raise Usage(f"unknown format '{fmt}' (allowed: {', '.join(FORMATS)})")
+    from .tables import context_for
+    if fmt not in (*FORMATS, "terminal"):
+        raise Usage(f"unknown format '{fmt}' (allowed: {', '.join(FORMATS)}, terminal)")
     gate = parse_fail_on(fail_on, FAIL_ON)
     if not run_dir.is_dir():
         raise Usage(f"{run_dir}: no such run directory")
+    if baseline is not None and not baseline.is_dir():
+        raise Usage(f"--baseline {baseline}: no such run directory")
     if output:
         _output_file(output, "--output")
     rd = RunDir(run_dir)
     runs = rd.runs()
-    text = render(runs, fmt, title="nfslab compatibility", meta=rd.meta())
+    context = context_for(rd, baseline=baseline, cwd=os.getcwd(), for_docs=for_docs)
+    if fmt == "terminal":
+        text = _terminal_text(runs, rd.meta(), context, output is None)
+    else:
+        text = render(runs, fmt, meta=rd.meta(), context=context)
     if output:
         _write(output, text)
     else:
@@ -332,6 +368,23 @@ def table(run_dir: Path = typer.Argument(..., help="a run directory (runs/<run-i
     if hits:
         print(f"lab table: --fail-on: {', '.join(f'{n} {name}' for name, n in hits.items())}", file=sys.stderr)
         raise typer.Exit(1)
+
+
+def _terminal_text(records, meta: dict, context, colour: bool) -> str:
+    """What `lab run` prints after its runs: the rich table, then the rerun commands of the mismatching cells."""
+    from .report import rerun_lines, render_terminal
+    console = Console(width=out.width, record=True, markup=False, emoji=False, highlight=False,
+                      force_terminal=colour and sys.stdout.isatty(), file=io.StringIO())
+    console.print(render_terminal(records, meta=meta, context=context))
+    reruns = rerun_lines(records, meta, context)
+    if reruns:
+        console.print(RERUN_HEADER)
+        for line in reruns:
+            console.print(f"  {line}", soft_wrap=True)
+    return console.export_text(styles=colour and sys.stdout.isatty())
+
+
+RERUN_HEADER = "to rerun the cells that did not go as history expects:"
 
 
 def parse_fail_on(text: str, allowed: tuple[str, ...]) -> set[str]:

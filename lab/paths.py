@@ -22,6 +22,8 @@ DEFAULT_MATRIX = PACKAGE / "data" / "matrix.yaml"
 #: The kernel specs (with their patches/ and config/) of a matrix that has no kernels/ beside or above it.
 KERNELS = PACKAGE / "data" / "kernels"
 VAGRANTFILE_TEMPLATE = PACKAGE / "templates" / "Vagrantfile.j2"
+#: The HTML compatibility table (lab/report_html.py renders it).
+REPORT_TEMPLATE = PACKAGE / "templates" / "report.html.j2"
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,8 @@ class RunProgress:
     def done(self, cell, k: int, record) -> None:
         self.runs_done += 1
         self.cells_done += self._last_run.get(cell.id) == k
-        self.durations.append(record.duration_s)
+        if record.status != "skip":   # a kernel that cannot be had costs nothing: its 0 s would pull the mean down
+            self.durations.append(record.duration_s)
         run, self.current, self.status = self.current, "", ""   # the ETA counts nothing of a finished run twice
         self.log.info("%s", finished_line(self.counts(), run, record.verdict_obj.summary(), record.duration_s,
                                           time.monotonic() - self.started, self.eta()))

@@ -17,6 +17,8 @@ raises is an ERROR, and the test phase only turns the cell result already made i
 from __future__ import annotations
 
 import os
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,9 @@ def pytest_addoption(parser):
                          "instead of the collected tests: one test per cell, real VMs")
     group.addoption("--kernels", default=None, metavar="A,B",
                     help="with --matrix: only these kernel rows (names from kernels/*.yaml)")
+    group.addoption("--cell", action="append", default=None, metavar="AXIS=VALUE,…",
+                    help="with --matrix: only the cells with these axis values, e.g. vers=4.1,leases=on; repeat it "
+                         "for more (or select with -k \"vers_4_1 and leases_on\", or a cell's node id)")
     group.addoption("--run-dir", default=None, metavar="DIR",
                     help="with --matrix: write results here (default runs/<run-id>); an existing run dir resumes: "
                          "cells with a kernel result are not run again")
@@ -58,19 +63,27 @@ def _is_worker(config) -> bool:
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "cell: one matrix cell of `pytest --matrix` (nfslab)")
     if not config.getoption("--matrix"):
         return
     from .results import RunDir
-    from .spec import SpecError, load_matrix
+    from .spec import SpecError, load_matrix, parse_cell_filter
     try:
         matrix = load_matrix(_matrix_path(config.getoption("--matrix")))
     except SpecError as e:
         raise pytest.UsageError(str(e)) from None
     kernels = config.getoption("--kernels")
+    where = []
+    for text in config.getoption("--cell") or []:
+        try:
+            where.append(parse_cell_filter(text, matrix.axes))
+        except ValueError as e:
+            raise pytest.UsageError(f"--cell {text}: {e}") from None
     try:
-        cells = matrix.cells(kernels.split(",") if kernels else None)
+        cells = matrix.cells(kernels.split(",") if kernels else None, where)
     except SpecError as e:  # the bad name came from the command line, not from the file
         raise pytest.UsageError(f"--kernels: {e.message}") from None
+    cells = _chosen_by_node_id(config, matrix, cells)
     config.stash[MATRIX_KEY] = (matrix, cells)
     repeats = config.getoption("--repeats") or matrix.experiment.repeats
     if repeats < 1:
@@ -86,9 +99,39 @@ def pytest_configure(config):
     config.stash[RUN_DIR_KEY] = run_dir
     if not _is_worker(config):
         from .runner import experiment_meta
+        from .tables import spec_meta
         run_dir.write_meta({**run_dir.meta(), "matrix": str(matrix.path), "kernels": [k.name for k in matrix.kernels],
                             "axes": matrix.axes, "command": "pytest " + " ".join(config.invocation_params.args),
-                            "repeats": repeats, "experiment": experiment_meta(matrix, repeats)})
+                            "repeats": repeats, "experiment": experiment_meta(matrix, repeats),
+                            "specs": spec_meta(matrix)})
+
+
+def _chosen_by_node_id(config, matrix, cells):
+    """Node ids among the arguments (`matrix.yaml::debian-6.1/vers=4.1/leases=on`, as a failure prints them) choose
+    those cells. They name no file pytest could collect, so they are taken out of the arguments before collection
+    (an xdist worker gets the original arguments and takes them out the same way)."""
+    ids, rest = [], []
+    for arg in config.args:
+        head, sep, tail = arg.rpartition("::")   # pytest 9 spells the id `::matrix.yaml::<cell>`, older ones without
+        if sep and Path(head.strip(":")).name == matrix.path.name:
+            ids.append(tail)
+        else:
+            rest.append(arg)
+    if not ids:
+        return cells
+    known = [c.id for c in matrix.cells()]
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise pytest.UsageError(f"{matrix.path.name}::{unknown[0]}: no such cell in {matrix.path} (`lab list` shows "
+                                f"them, e.g. {known[0] if known else 'none'})")
+    config.args[:] = rest or [str(config.invocation_params.dir)]
+    return [c for c in cells if c.id in ids]
+
+
+def axis_keywords(params: dict) -> list[str]:
+    """`-k` names of a cell's axis values: vers=4.1 → vers_4_1, leases=on → leases_on (a -k expression cannot
+    hold `=`; pytest matches a name when the expression's word is part of it)."""
+    return [re.sub(r"\W", "_", f"{axis}_{value}") for axis, value in params.items()]
 
 
 def pytest_configure_node(node):
@@ -120,6 +163,7 @@ class CellItem(pytest.Item):
         self.failure: str | None = None   # set in setup: the kernel result the test phase reports
         self.add_marker(pytest.mark.xdist_group(cell.group))
         self.add_marker(pytest.mark.cell)
+        self.extra_keyword_matches.update(axis_keywords(cell.params))
         if kernel.expected(cell.params) == "fail":
             notes = [e.note for e in kernel.expect if e.matches(cell.params) and e.note]
             self.add_marker(pytest.mark.xfail(strict=True, raises=AssertionError,
@@ -143,7 +187,15 @@ class CellItem(pytest.Item):
             raise CellError(f"{first.reason}: {first.detail} ({result.counts_text()} runs)")
         if result.status != "pass":
             summary = result.summary().removeprefix("⚠ ")   # "flaky 2/3 fail · …" for a flaky cell
-            self.failure = f"{self.cell.id}: {summary} (logs: {run_dir.path / self.record.logs})"
+            self.failure = (f"{self.cell.id}: {summary} (logs: {run_dir.path / self.record.logs})\n"
+                            f"rerun: {self.rerun_command()}")
+
+    def rerun_command(self) -> str:
+        """The command that runs this cell alone again, as this session ran it (its matrix, its repeats)."""
+        argv = ["pytest", f"--matrix={self.config.getoption('--matrix')}", self.nodeid]
+        if self.config.getoption("--repeats"):
+            argv += ["--repeats", str(self.config.getoption("--repeats"))]
+        return shlex.join(argv)
 
     def runtest(self):
         if self.failure is not None:
@@ -203,7 +255,7 @@ def pytest_terminal_summary(terminalreporter, config):
     if not config.getoption("--matrix") or RUN_DIR_KEY not in config.stash:
         return
     from .report import render_terminal
-    from .runner import write_tables
+    from .tables import context_for, write_tables
     run_dir = config.stash[RUN_DIR_KEY]
     if not run_dir.runs():
         return
@@ -212,7 +264,7 @@ def pytest_terminal_summary(terminalreporter, config):
     from rich.console import Console
     console = Console(file=terminalreporter._tw._file, force_terminal=terminalreporter.hasmarkup,
                       width=max(terminalreporter._tw.fullwidth, 100))
-    console.print(render_terminal(records, meta=run_dir.meta()))
+    console.print(render_terminal(records, meta=run_dir.meta(), context=context_for(run_dir, cwd=os.getcwd())))
     terminalreporter.write_line(f"run directory: {run_dir.path} (table.md, table.html, junit.xml, logs/)")
 
 

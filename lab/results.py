@@ -188,6 +188,13 @@ class StoredExperiment(_Shape):
     repeats: Optional[int] = Field(default=None, ge=1, le=MAX_REPEATS)
 
 
+class StoredSpec(_Shape):
+    """run.json's `specs`: what the table shows of a kernel spec (lab/tables.py)."""
+
+    title: str = ""
+    notes: str = ""
+
+
 class RunMeta(_Shape):
     """run.json; every key is optional (a merged run has only some)."""
 
@@ -203,6 +210,7 @@ class RunMeta(_Shape):
     merged_from: Optional[list[str]] = None
     repeats: Optional[int] = Field(default=None, ge=1, le=MAX_REPEATS)
     experiment: Optional[StoredExperiment] = None
+    specs: Optional[dict[str, StoredSpec]] = None
 
     @field_validator("axes")
     @classmethod

@@ -296,9 +296,6 @@ def check_release(remote: Remote, release: str) -> None:
         raise LabError(f"{remote.name}: kernel", f"expected kernel {release}, the VM runs {running}", remote.log)
 
 
-TABLE_FILES = (("md", "table.md"), ("html", "table.html"), ("junit", "junit.xml"), ("json", "table.json"))
-
-
 def runs_to_do(cells: list[Cell], repeats: int, done: set[tuple[str, int]]) -> list[tuple[Cell, int]]:
     """(cell, repeat) still to run, cell by cell so that a cell's runs share its kernel's topology; `done` is
     RunDir.finished_runs() of a resumed run (a run that ended in a lab ERROR is not done)."""
@@ -310,16 +307,6 @@ def experiment_meta(matrix: Matrix, repeats: int) -> dict:
     exp = matrix.experiment
     return {"name": exp.name, "pass_within": exp.pass_within, "duration": exp.duration, "interval": exp.interval,
             "settle": exp.settle, "repeats": repeats, "trace_syscalls": exp.trace_syscalls}
-
-
-def write_tables(run_dir: RunDir) -> list:
-    """Render the run's table in every format into the run directory; returns the records it used (every run of
-    every cell)."""
-    from .report import render
-    records, meta = run_dir.runs(), run_dir.meta()
-    for fmt, name in TABLE_FILES:
-        (run_dir.path / name).write_text(render(records, fmt, title="nfslab compatibility", meta=meta))
-    return records
 
 
 def _relative(log: str | None, base: Path) -> str | None:

@@ -487,6 +487,33 @@ class Cell:
         return cls(kernel, dict(pair.split("=", 1) for pair in pairs))
 
 
+def parse_cell_filter(text: str, axes: dict[str, list[str]]) -> dict[str, str]:
+    """`vers=4.1,leases=on` (or `vers=4.1/leases=on`, as a cell id spells it) → {"vers": "4.1", "leases": "on"}:
+    the cells with these axis values; an axis left out matches all its values. Only the matrix's axes and values are
+    allowed, so a typo is an error (ValueError, one line naming the allowed ones) rather than an empty selection."""
+    pairs = [p.strip() for p in re.split(r"[,/]", text) if p.strip()]
+    if not pairs:
+        raise ValueError(f"no axis=value in '{cut(text)}' (e.g. {_example(axes)})")
+    chosen: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep:
+            raise ValueError(f"'{cut(pair)}' is not axis=value (e.g. {_example(axes)}; kernels are chosen with -k)")
+        if name not in axes:
+            raise ValueError(_unknown("axis", name, axes))
+        if value not in axes[name]:
+            raise ValueError(f"unknown value '{cut(value)}' for axis {name} {_allowed(axes[name])}")
+        if name in chosen and chosen[name] != value:
+            raise ValueError(f"{name} given twice ({chosen[name]}, {cut(value)}): repeat --cell for either")
+        chosen[name] = value
+    return {name: chosen[name] for name in axes if name in chosen}
+
+
+def _example(axes: dict[str, list[str]]) -> str:
+    return ",".join(f"{name}={values[0]}" for name, values in axes.items() if values) or "axis=value"
+
+
 MATRIX_KEYS = ["kernels", "server", "axes", "experiment", "timeouts"]
 REQUIRED_MATRIX_KEYS = ["kernels", "server", "axes", "experiment"]
 
@@ -514,12 +541,15 @@ class Matrix:
     def kernel_names(self) -> list[str]:
         return [k.name for k in self.kernels]
 
-    def cells(self, only: list[str] | None = None) -> list[Cell]:
-        """Kernel-major, then the cartesian product of the axes in their declared order."""
+    def cells(self, only: list[str] | None = None, where: list[dict[str, str]] | None = None) -> list[Cell]:
+        """Kernel-major, then the cartesian product of the axes in their declared order. `only`: these kernel rows;
+        `where`: cells matching any of these axis values (parse_cell_filter), e.g. [{"vers": "4.1"}]."""
         for name in only or []:
             if name not in self.kernel_names:
                 raise SpecError(self.path, None, _unknown("kernel", name, self.kernel_names))
         combos = [dict(zip(self.axes, values)) for values in itertools.product(*self.axes.values())]
+        if where:
+            combos = [c for c in combos if any(all(c.get(k) == v for k, v in w.items()) for w in where)]
         return [Cell(k.name, dict(params)) for k in self.kernels if not only or k.name in only for params in combos]
 
     def expected(self, cell: Cell) -> Verdict:

@@ -1,5 +1,7 @@
 """The HTML report in a real browser: headless Chromium renders the golden table page (cells expanded), and the
-screenshot must show each verdict's background colour and the timeline plots' new/old/ESTALE bars.
+screenshot must show each verdict's background colour and the timeline plots' new/old/ESTALE bars. Then the page
+as its inline script leaves it (`--dump-dom`): the filters in the URL (`#only=regression`) hide the other cells and
+the rows left empty, and every cell has an anchor that the page's links land on.
 
 This is what a user sees, not what the template says: a CSS typo, an SVG the browser refuses, or escaped markup
 all pass the golden-file test and fail here. The screenshot is kept in the test's tmp dir for a look.
@@ -11,6 +13,7 @@ import struct
 import subprocess
 import zlib
 from collections import Counter
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -74,3 +77,94 @@ def test_report_renders_verdict_colours_and_timeline_plots_in_chromium(tmp_path)
     pixels = png_pixels(shot.read_bytes())
     seen = {name: pixels[rgb] for name, rgb in COLOURS.items()}
     assert all(n > 200 for n in seen.values()), seen
+
+
+# ---- the page after its script ran: filters and anchors (issue 20) -----------------------------------------------
+
+class Cells(HTMLParser):
+    """The grid's cells of a dumped DOM: (id, classes, tags, row hidden?, details open?), and every id and href."""
+
+    def __init__(self):
+        super().__init__()
+        self.cells, self.ids, self.hrefs, self.row_hidden, self.in_grid = [], [], [], False, False
+        self.form_hidden = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.append(a["id"])
+        if "href" in a:
+            self.hrefs.append(a["href"])
+        if tag == "form" and a.get("id") == "filters":
+            self.form_hidden = "hidden" in a
+        if tag == "table" and a.get("id") == "grid":
+            self.in_grid = True
+        elif tag == "tr" and self.in_grid:
+            self.row_hidden = "hidden" in a
+        elif tag == "td" and self.in_grid:
+            self.cells.append({"id": a.get("id"), "classes": (a.get("class") or "").split(),
+                               "tags": (a.get("data-tags") or "").split(), "row_hidden": self.row_hidden,
+                               "open": False})
+        elif tag == "details" and self.in_grid and self.cells:
+            self.cells[-1]["open"] = "open" in a
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.in_grid = False
+
+
+def dump_dom(page: Path, fragment: str, tmp_path: Path) -> Cells:
+    """The DOM after the page's script ran, as headless Chromium serialises it."""
+    profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
+    r = subprocess.run([browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                        f"--user-data-dir={profile}", "--virtual-time-budget=3000", "--dump-dom",
+                        page.as_uri() + fragment], capture_output=True, text=True, timeout=120, check=True)
+    parsed = Cells()
+    parsed.feed(r.stdout)
+    assert parsed.cells, r.stdout[:500] + r.stderr[-2000:]
+    return parsed
+
+
+def filtered_page(tmp_path: Path) -> Path:
+    """A table with every kind of cell, flaky ones, and one changed since a baseline."""
+    from lab.report import Context, render
+    from tests.unit.test_report import META, baseline_comparison, fixed_records, repeated_records
+    records = fixed_records() + repeated_records()
+    page = tmp_path / "table.html"
+    page.write_text(render(records, "html", meta=META, context=Context(baseline=baseline_comparison(records))))
+    return page
+
+
+@pytest.mark.parametrize("only", [[], ["regression"], ["changed", "flaky"], ["expected-fail", "unexpected-pass"]])
+def test_filters_in_the_url_show_only_those_cells(tmp_path, only):
+    if browser() is None:
+        pytest.fail("no Chromium: the CI installs the chromium package for this test")
+    dom = dump_dom(filtered_page(tmp_path), f"#only={','.join(only)}" if only else "", tmp_path)
+    assert dom.form_hidden is False                                    # the script ran and showed the form
+    shown = [c for c in dom.cells if "filtered" not in c["classes"]]
+    if not only:
+        assert shown == dom.cells and not any(c["row_hidden"] for c in dom.cells)
+        return
+    assert shown and all(set(c["tags"]) & set(only) for c in shown)
+    assert all(not set(c["tags"]) & set(only) for c in dom.cells if c not in shown)
+    rows_shown = {c["row_hidden"] for c in shown}
+    assert rows_shown == {False}                                       # a row with a shown cell stays
+    for c in dom.cells:                                                # a row without one is hidden
+        if c["row_hidden"]:
+            assert "filtered" in c["classes"]
+    assert any(c["row_hidden"] for c in dom.cells)
+
+
+def test_every_cell_has_an_anchor_and_every_anchor_link_lands(tmp_path):
+    if browser() is None:
+        pytest.fail("no Chromium: the CI installs the chromium package for this test")
+    target = "cell-mainline-4.19-fix__vers-4.0__leases-on"
+    dom = dump_dom(filtered_page(tmp_path), f"#{target}", tmp_path)
+    ran = [c for c in dom.cells if "not-run" not in c["classes"]]
+    assert all(c["id"] and c["id"].startswith("cell-") for c in ran)
+    assert len(dom.ids) == len(set(dom.ids))                           # unique on the page
+    internal = {h[1:] for h in dom.hrefs if h.startswith("#")}
+    assert {c["id"] for c in ran} <= internal                          # each cell links to itself…
+    assert internal <= set(dom.ids)                                    # …and no internal link is dead
+    assert [c["id"] for c in dom.cells if c["open"]] == [target]       # the linked cell opens

@@ -118,7 +118,7 @@ ROWS = [
         "--kernels: unknown kernel 'ok-dbe', did you mean 'ok-deb'? (allowed: ok-deb)"),
     row("resume-missing-dir", ["run", "--resume", "runs/nope"],
         "--resume runs/nope: no such run directory (fix: give one that `lab run` made, e.g. runs/<run-id>)"),
-    row("unknown-format", ["table", ".", "--format", "pdf"], "unknown format 'pdf' (allowed: md, html, json, junit)"),
+    row("unknown-format", ["table", ".", "--format", "pdf"], "unknown format 'pdf' (allowed: md, html, json, junit, terminal)"),
     row("matrix-missing", ["run", "--matrix", "nope.yaml"],
         "--matrix nope.yaml: no such file (fix: leave --matrix out to use ./matrix.yaml, else nfslab's own)"),
     row("matrix-is-a-directory", ["list", "--matrix", "kernels"],

@@ -33,6 +33,9 @@ def test_list_json_covers_every_kernel():
     (["table", str(CHECKOUT), "--format", "pdf"], "unknown format 'pdf'"),
     (["nosuchcommand"], "No such command"),
     (["run", "--repeats", "0"], "--repeats 0: a cell runs at least once"),
+    (["list", "--cell", "vers=4.2"], "--cell vers=4.2: unknown value '4.2' for axis vers (allowed: 4.0, 4.1)"),
+    (["run", "--cell", "ver=4.1,leases=on"], "--cell ver=4.1,leases=on: unknown axis 'ver', did you mean 'vers'? "
+                                             "(allowed: vers, leases)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     r = lab(*args)
@@ -49,6 +52,15 @@ def test_bad_matrix_gives_file_and_line(tmp_path):
     assert r.returncode == 2
     line = next(i for i, l in enumerate(bad.read_text().splitlines(), 1) if "4.3" in l)
     assert f"matrix.yaml:{line}: unknown mount option 'vers=4.3'" in r.stderr
+
+
+def test_list_selects_cells_by_axis_values(lab_cli):
+    r = lab_cli("list", "-k", "debian-6.1,debian-5.10", "--cell", "vers=4.1,leases=on", "--cell", "vers=4.0/leases=off")
+    assert r.returncode == 0, r.stderr
+    ids = [line.split()[0] for line in r.stdout.splitlines()[:-1]]
+    assert ids == ["debian-6.1/vers=4.0/leases=off", "debian-6.1/vers=4.1/leases=on",
+                   "debian-5.10/vers=4.0/leases=off", "debian-5.10/vers=4.1/leases=on"]
+    assert r.stdout.splitlines()[-1] == "4 cells, 2 kernels"
 
 
 def test_help_explains_the_commands():
@@ -165,3 +177,94 @@ def test_table_shows_every_run_of_a_cell(tmp_path, lab_cli):
     r = lab_cli("table", _run_dir(tmp_path))
     assert "⚠ regression ✗ 3/3 ESTALE 25s" in r.stdout and "⚠ flaky 1/3 fail" in r.stdout
     assert "✓ 3/3 new after 0.5s" in r.stdout
+
+
+def test_table_against_a_baseline_marks_the_changed_cells(tmp_path, lab_cli):
+    from lab.outcome import Verdict
+    from lab.results import ResultRecord, RunDir
+    new = _run_dir(tmp_path)
+    base = RunDir.create(tmp_path, "base")
+    for kernel in ("a", "c"):   # a passed in the baseline and fails now; c passes in both
+        base.append(ResultRecord(run_id="base", cell_id=f"{kernel}/vers=4.1", kernel=kernel, params={"vers": "4.1"},
+                                 verdict=Verdict("pass", first_new_after=0.5, pass_within=2.0).to_dict(),
+                                 expected="pass", started="2026-11-22T10:00:00+00:00", duration_s=9.0,
+                                 worker="main", observation=None, logs=""))
+    r = lab_cli("table", new, "--baseline", base.path)
+    assert r.returncode == 0, r.stderr
+    assert "| a | Δ ⚠ regression ✗ 3/3 ESTALE 25s |" in r.stdout
+    assert "**Changed since the baseline** `base`: 1 changed · 0 flaky · 0 without data · 1 added" in r.stdout
+    assert "rerun: `lab run -k a --cell vers=4.1 --repeats 3`" in r.stdout
+    html = lab_cli("table", new, "--baseline", base.path, "-f", "html").stdout
+    assert 'data-tags="regression changed"' in html
+    terminal = lab_cli("table", new, "--baseline", base.path, "-f", "terminal").stdout
+    assert "Δ ⚠ regression ✗ 3/3 ESTALE 25s" in terminal and "Δ changed since the baseline base: 1 cell" in terminal
+    assert "  lab run -k a --cell vers=4.1 --repeats 3   # a/vers=4.1: regression" in terminal
+    bad = lab_cli("table", new, "--baseline", tmp_path / "nope")
+    assert bad.returncode == 2 and "--baseline" in bad.stderr and "no such run directory" in bad.stderr
+
+
+def test_table_for_docs_has_no_links_into_the_run(tmp_path, lab_cli):
+    from lab.results import RunDir
+    run = RunDir(_run_dir(tmp_path))
+    run.write_meta({"matrix": str(tmp_path / "m.yaml"), "command": f"lab run --runs {tmp_path}", "wall_s": 75})
+    linked = lab_cli("table", run.path, "-f", "html").stdout
+    docs = lab_cli("table", run.path, "-f", "html", "--for-docs").stdout
+    assert str(tmp_path) not in docs and "wall time: 1 min 15 s" in docs
+    assert "lab run -m m.yaml -k a --cell vers=4.1 --repeats 3" in docs
+    assert f"lab run -m {tmp_path / 'm.yaml'} -k a" in linked    # outside the cwd: as run.json says it
+
+
+def test_tables_know_the_specs_of_the_run(tmp_path):
+    from lab.tables import spec_facts
+    facts = spec_facts({"kernels": ["debian-6.1", "../../etc/passwd", "nope"], "server": "debian-6.1"})
+    assert list(facts) == ["debian-6.1"] and "be189f7e7f03" in facts["debian-6.1"]["notes"]
+    kept = {"debian-6.1": {"title": "as run.json has it", "notes": ""}}
+    assert spec_facts({"kernels": ["debian-6.1"], "specs": kept}) == kept
+
+
+def test_lab_run_prints_the_rerun_command_of_each_mismatching_cell(tmp_path, lab_cli, monkeypatch):
+    """`lab run` without VMs: a Runner whose runs' statuses are scripted, the host checks and teardown off."""
+    from lab import cleanup, preflight, runner
+    from lab.outcome import Verdict
+    from lab.results import ResultRecord, now_iso
+
+    script = {"on": ["pass", "fail", "pass"], "off": ["error"] * 3}
+    verdicts = {"pass": Verdict("pass", first_new_after=0.5, pass_within=2.0),
+                "fail": Verdict("fail", reason="estale", first_new_after=25.0, estale_for=24.5, pass_within=2.0),
+                "error": Verdict.error("boot", "alice did not answer ssh")}
+
+    class Scripted:
+        host = None
+
+        def __init__(self, matrix, run_dir, progress=None):
+            self.matrix, self.run_dir = matrix, run_dir
+
+        def run_cell(self, cell, repeat=1, repeats=1):
+            status = script[cell.params["leases"]][repeat - 1]
+            record = ResultRecord(run_id=self.run_dir.run_id, cell_id=cell.id, kernel=cell.kernel,
+                                  params=dict(cell.params), verdict=verdicts[status].to_dict(),
+                                  expected=self.matrix.expected(cell), started=now_iso(), duration_s=1.0,
+                                  worker="main", observation=None, logs="", repeat=repeat, repeats=repeats)
+            self.run_dir.append(record)
+            return record
+
+        def close(self):
+            pass
+
+    for name in ("check", "check_kernels"):
+        monkeypatch.setattr(preflight, name, lambda *args, **kwargs: None)
+    monkeypatch.setattr(cleanup, "release", lambda *args, **kwargs: None)
+    monkeypatch.setattr(runner, "Runner", Scripted)
+    monkeypatch.setattr("signal.signal", lambda *args: None)
+    r = lab_cli("run", "-k", "mainline-4.19", "--cell", "vers=4.1", "--repeats", "3", "--runs", tmp_path / "runs",
+                cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    tail = r.stdout[r.stdout.index("to rerun the cells"):].splitlines()
+    assert tail[1:3] == [
+        "  lab run -k mainline-4.19 --cell vers=4.1,leases=on --repeats 3   # mainline-4.19/vers=4.1/leases=on: flaky",
+        "  lab run -k mainline-4.19 --cell vers=4.1,leases=off --repeats 3   # mainline-4.19/vers=4.1/leases=off: "
+        "error"]
+    run_dir = next((tmp_path / "runs").iterdir())
+    assert "debian-6.1" in json.loads((run_dir / "run.json").read_text())["specs"]   # the server's spec kept too
+    table = (run_dir / "table.md").read_text()
+    assert "rerun: `lab run -k mainline-4.19 --cell vers=4.1,leases=on --repeats 3`" in table

@@ -122,9 +122,9 @@ def test_the_installed_lab_runs_from_anywhere(installed):
 def test_the_installed_package_is_the_wheel_with_its_data(installed):
     where = subprocess.run([str(installed.python), "-c", "import lab, lab.paths as p; print(lab.__file__); "
                             "print(p.DEFAULT_MATRIX.is_file(), p.VAGRANTFILE_TEMPLATE.is_file(), "
-                            "(p.KERNELS / 'patches/be189f7e-4.19.patch').is_file())"],
+                            "(p.KERNELS / 'patches/be189f7e-4.19.patch').is_file(), p.REPORT_TEMPLATE.is_file())"],
                            capture_output=True, text=True, cwd=CHECKOUT.parent,
                            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     path, files = where.stdout.splitlines()
     assert not Path(path).is_relative_to(CHECKOUT) and "site-packages" in path
-    assert files == "True True True"
+    assert files == "True True True True"

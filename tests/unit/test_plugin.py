@@ -23,6 +23,30 @@ def test_matrix_collects_one_test_per_cell(tmp_path):
     assert "8 tests collected" in r.stdout
 
 
+@pytest.mark.parametrize("select", [["--cell", "vers=4.1,leases=on"], ["-k", "vers_4_1 and leases_on"],
+                                    ["--cell", "vers=4.1", "-k", "leases_on"]])
+def test_cells_are_chosen_by_axis_value(tmp_path, select):
+    r = collect(f"--matrix={DEFAULT_MATRIX}", "--kernels", "debian-6.1,mainline-4.19", *select, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    ids = sorted(l.rpartition("::")[2] for l in r.stdout.splitlines() if "vers=" in l)
+    assert ids == ["debian-6.1/vers=4.1/leases=on", "mainline-4.19/vers=4.1/leases=on"], r.stdout
+
+
+def test_a_cells_node_id_reruns_it(tmp_path):
+    first = collect(f"--matrix={DEFAULT_MATRIX}", "--kernels", "debian-6.1", cwd=tmp_path)
+    node_id = next(l for l in first.stdout.splitlines() if l.endswith("debian-6.1/vers=4.1/leases=off"))
+    r = collect(f"--matrix={DEFAULT_MATRIX}", node_id, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert [l for l in r.stdout.splitlines() if "vers=" in l] == [node_id]
+    bad = collect(f"--matrix={DEFAULT_MATRIX}", "matrix.yaml::debian-6.1/vers=9", cwd=tmp_path)
+    assert bad.returncode == 4 and "matrix.yaml::debian-6.1/vers=9: no such cell" in bad.stderr
+
+
+def test_a_bad_cell_filter_is_a_usage_error(tmp_path):
+    r = collect(f"--matrix={DEFAULT_MATRIX}", "--cell", "vers=5", cwd=tmp_path)
+    assert r.returncode == 4 and "--cell vers=5: unknown value '5' for axis vers (allowed: 4.0, 4.1)" in r.stderr
+
+
 def test_without_matrix_no_cells_are_collected(tmp_path):
     (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
     r = collect(cwd=tmp_path)
@@ -95,6 +119,9 @@ def test_repeats_add_up_by_the_same_rule_as_the_table(tmp_path, xdist):
     assert "1 failed" in out and "2 xfailed" in out and "1 error" in out, out + r.stderr
     assert "FAILED" in out and "flaky 1/3 fail" in out               # flaky where a pass is expected
     assert "vers=4.1/leases=off" in out and "boot: alice did not answer ssh (3/3 runs)" in out
+    rerun = next(l for l in out.splitlines() if l.startswith("rerun: pytest"))   # the flaky cell's, by node id
+    assert rerun.startswith(f"rerun: pytest --matrix={DEFAULT_MATRIX} ") and "--repeats 3" in rerun
+    assert rerun.split()[3].endswith("matrix.yaml::mainline-4.19/vers=4.1/leases=on"), rerun
     from lab.results import RunDir
     runs = RunDir(run_dir).runs()
     assert len(runs) == 12 and {r.repeats for r in runs} == {3}

@@ -208,3 +208,18 @@ def test_on_a_terminal_the_bar_shares_the_log_console_and_shows_names_as_they_ar
     assert status == f"elapsed 0s · ETA — · {cell.id} run 1/2: {MAKE_ERROR} (0s)", status
     console.print(shown._bar.progress.get_renderable())
     assert_literal(console.export_text(), MAKE_ERROR, "[/oops]", "0/2 runs, 0/1 cells, 0%")
+
+
+def test_skipped_runs_do_not_pull_the_eta_down():
+    """A row that cannot be had is SKIP in 0 s; counting it would promise a 40-minute run in seconds."""
+    import logging
+    from types import SimpleNamespace
+    from lab.spec import Cell
+    cells = [Cell("k", {"vers": v}) for v in ("4.0", "4.1", "4.2")]
+    p = progress.RunProgress([(c, 1) for c in cells], 1, logging.getLogger("test"))
+    p.start(cells[0], 1)
+    p.done(cells[0], 1, SimpleNamespace(status="skip", duration_s=0.0, verdict_obj=SimpleNamespace(summary=lambda: "SKIP")))
+    assert p.eta() == "ETA —"
+    p.start(cells[1], 1)
+    p.done(cells[1], 1, SimpleNamespace(status="pass", duration_s=60.0, verdict_obj=SimpleNamespace(summary=lambda: "✓")))
+    assert p.eta() == "ETA 1m00s"

@@ -275,3 +275,26 @@ def test_missing_required_key_and_empty_file(tmp_path):
     path.write_text("")
     with pytest.raises(SpecError, match="a matrix must be a mapping"):
         load_matrix(path, KERNELS)
+
+
+def test_a_cell_filter_names_axis_values_of_the_matrix():
+    from lab.spec import parse_cell_filter
+    axes = {"vers": ["4.0", "4.1"], "leases": ["on", "off"]}
+    assert parse_cell_filter("vers=4.1,leases=on", axes) == {"vers": "4.1", "leases": "on"}
+    assert parse_cell_filter("leases=on/vers=4.1", axes) == {"vers": "4.1", "leases": "on"}   # a cell id's spelling
+    assert parse_cell_filter("vers=4.0", axes) == {"vers": "4.0"}
+    for text, message in [("ver=4.1", "unknown axis 'ver', did you mean 'vers'? (allowed: vers, leases)"),
+                          ("vers=4.2", "unknown value '4.2' for axis vers (allowed: 4.0, 4.1)"),
+                          ("debian-6.1", "'debian-6.1' is not axis=value (e.g. vers=4.0,leases=on; kernels are "
+                                         "chosen with -k)"),
+                          ("vers=4.0,vers=4.1", "vers given twice (4.0, 4.1)"),
+                          (" , ", "no axis=value in ' , '")]:
+        with pytest.raises(ValueError) as e:
+            parse_cell_filter(text, axes)
+        assert message in str(e.value), text
+
+
+def test_cells_where_any_filter_matches(matrix):
+    cells = matrix.cells(["debian-6.1"], where=[{"vers": "4.1", "leases": "on"}, {"vers": "4.0", "leases": "off"}])
+    assert [c.id for c in cells] == ["debian-6.1/vers=4.0/leases=off", "debian-6.1/vers=4.1/leases=on"]
+    assert len(matrix.cells(where=[{"leases": "off"}])) == len(matrix.cells()) // 2
