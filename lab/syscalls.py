@@ -17,7 +17,7 @@ import re
 from collections import Counter
 
 #: the calls strace records (-e trace=): how a reader opens, stats and reads a file, with the variants glibc uses
-TRACED = ("openat", "open", "fstat", "newfstatat", "statx", "fadvise64", "read", "copy_file_range", "close")
+TRACED = ("openat", "open", "fstat", "newfstatat", "statx", "fadvise64", "read", "copy_file_range", "sendfile", "close")
 #: traced reads per cell: the first reads after the change, then the ones after a read that was not the new file
 FIRST, CAP = 6, 24
 
@@ -156,6 +156,8 @@ def steps(text: str, target: str, old: str, new: str) -> list[str]:
                 out.append(f"fstat → {result}")
             elif _same_file(path, target):
                 out.append(f"stat → {result}")
+        elif name == "sendfile" and len(a) > 1 and a[1] in fds:   # busybox cat: sendfile(out, in, NULL, n)
+            out.append(f"sendfile → {errno or ret + ' bytes'}")
         elif not a or a[0] not in fds:
             continue
         elif name == "fstat":
