@@ -159,6 +159,24 @@ def test_bob_scripts_run_in_a_posix_shell(tmp_path, shell):
     assert r.returncode != 0 and float(r.stdout.split()[-1]) > 0   # a failed change: its exit code, still a stamp
 
 
+def run_alice_here(shell, script, stamps, work, change_at, then):
+    """Alice's loop on this machine: start it with `stamps` (epoch seconds, passed as milliseconds), make bob's
+    change (test2.txt renamed over test1.txt) at `change_at`, let her read `then` seconds more, stop her; returns
+    (t0, her stderr)."""
+    alice = subprocess.Popen([*shell, str(script), *(str(int(t * 1000)) for t in stamps)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(max(0.0, change_at - time.time()))
+        os.replace(work / "test2.txt", work / "test1.txt")      # bob's change, here on the same machine
+        t0 = time.time()
+        time.sleep(then)
+        Path(race.TIMELINE + ".stop").touch()
+        assert alice.wait(timeout=15) == 0, alice.stderr.read()
+        return t0, alice.stderr.read()
+    finally:
+        alice.kill()
+
+
 @pytest.mark.parametrize("shell", SHELLS, ids=lambda s: " ".join(s))
 def test_alice_script_runs_in_a_posix_shell(tmp_path, monkeypatch, shell):
     work = tmp_path / "export"
@@ -169,17 +187,7 @@ def test_alice_script_runs_in_a_posix_shell(tmp_path, monkeypatch, shell):
     script = tmp_path / "alice.sh"
     script.write_text(race.alice_script(scenario, race.Settings(duration=3, interval=0.2), stat_before_open=False))
     start = time.time() + 0.5
-    alice = subprocess.Popen([*shell, str(script), str(int(start * 1000))], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(1.2)
-        os.replace(work / "test2.txt", work / "test1.txt")      # bob's change, here on the same machine
-        t0 = time.time()
-        time.sleep(0.7)
-        Path(race.TIMELINE + ".stop").touch()
-        assert alice.wait(timeout=10) == 0, alice.stderr.read()
-    finally:
-        alice.kill()
+    t0, _ = run_alice_here(shell, script, [start], work, change_at=start + 0.7, then=0.7)
     text = Path(race.TIMELINE).read_text()
     before, after, rc = race.parse_fetch(text)
     assert rc == 0 and start - 0.05 <= before <= after < start + 2   # the directory opened when planned

@@ -15,6 +15,7 @@ from lab import axes, boxes, capture, readers, spec, syscalls
 from lab.experiments import gitrefs, race, rename
 from lab.outcome import NEW_TEXT, OLD_TEXT, classify_text
 from lab.paths import LabHome
+from tests.unit.test_experiments import run_alice_here
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = race.Settings(duration=30, interval=0.5)
@@ -147,21 +148,11 @@ def test_traced_loop_runs_in_a_posix_shell(tmp_path, monkeypatch, shell):
     script.write_text(race.alice_script(scenario, race.Settings(duration=3, interval=0.2), stat_before_open=False))
     start = time.time() + 0.3
     change = start + 0.9
-    alice = subprocess.Popen([*shell, str(script), str(int(start * 1000)), str(int(change * 1000))],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(max(0.0, change - time.time()))
-        os.replace(work / "test2.txt", work / "test1.txt")
-        t0 = time.time()
-        time.sleep(2.5)
-        Path(race.TIMELINE + ".stop").touch()
-        assert alice.wait(timeout=15) == 0, alice.stderr.read()
-    finally:
-        alice.kill()
+    t0, stderr = run_alice_here(shell, script, [start, change], work, change_at=change, then=2.5)
     text = Path(race.TIMELINE).read_text()
     available, stamps = race.parse_trace_stamps(text)
     if available is not True or not stamps:
-        pytest.skip(f"strace cannot trace here: {alice.stderr.read()!r}")
+        pytest.skip(f"strace cannot trace here: {stderr!r}")
     collect = race.COLLECT.replace("/tmp/nfslab-strace", race.STRACE_DIR)
     collected = subprocess.run(["sh", "-c", collect], capture_output=True, text=True).stdout
     meta = race.syscalls_meta(text, collected, 0.0, t0, scenario, "cat")
