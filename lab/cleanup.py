@@ -1,7 +1,8 @@
 """Removing what the lab created, from its state files: after a normal run, a Ctrl-C, or a SIGKILL.
 
 Topologies are found by their state files (written before anything was created) and, as a last resort, by the
-`nfslab-` name prefix inside the lab's own libvirtd; the host (daemons, namespace, pool) goes last.
+`nfslab-` name prefix inside the lab's own libvirtd; the host (daemons, namespace, pool) goes last. A topology that
+`lab run --keep` left up (`kept` in its state file) is removed only by `lab down` and `lab clean`.
 """
 from __future__ import annotations
 
@@ -32,25 +33,36 @@ def topology_dirs(home: LabHome, run_dir: Path | None = None, include_destroyed:
 
 def clean_orphans(host: Host) -> list[str]:
     """Topologies whose run process is gone (SIGKILL, a crash of the machine's power aside): what the next run
-    removes before it starts, so a killed run costs nothing but its own cells."""
+    removes before it starts, so a killed run costs nothing but its own cells. A kept topology's run is gone too,
+    on purpose: it stays."""
     removed = []
     for topo in topology_dirs(host.home, include_destroyed=True):
         try:
-            pid = json.loads((topo / "state.json").read_text()).get("pid")
+            data = json.loads((topo / "state.json").read_text())
         except (json.JSONDecodeError, FileNotFoundError):
             continue
-        if pid and not process_running(int(pid)):
+        pid = data.get("pid")
+        if pid and not data.get("kept") and not process_running(int(pid)):
             removed += destroy_recorded(host, topo)
             shutil.rmtree(topo, ignore_errors=True)
     return removed
 
 
-def clean_topologies(host: Host, run_dir: Path | None = None) -> list[str]:
+def clean_topologies(host: Host, run_dir: Path | None = None, include_kept: bool = True) -> list[str]:
     removed = []
     for topo in topology_dirs(host.home, run_dir, include_destroyed=True):
+        if not include_kept and _kept(topo):
+            continue
         removed += destroy_recorded(host, topo)
         shutil.rmtree(topo, ignore_errors=True)
     return removed
+
+
+def _kept(topo: Path) -> bool:
+    try:
+        return bool(json.loads((topo / "state.json").read_text()).get("kept"))
+    except (json.JSONDecodeError, FileNotFoundError):
+        return False
 
 
 def clean_strays(host: Host) -> list[str]:
@@ -88,9 +100,9 @@ def clean_everything(home: LabHome | None = None, keep_host: bool = False, keep_
 
 
 def release(host: Host, run_dir: Path, keep_host: bool = False) -> list[str]:
-    """End of a run: remove its topologies; take the host down too, unless asked not to or someone else (another
-    run, an xdist worker) is still using it."""
-    removed = clean_topologies(host, run_dir)
+    """End of a run: remove its topologies but a kept one; take the host down too, unless asked not to or someone
+    else (another run, an xdist worker, a kept topology) is still using it."""
+    removed = clean_topologies(host, run_dir, include_kept=False)
     host.unregister_user()
     if not keep_host and not host.other_users() and not topology_dirs(host.home):
         removed += clean_everything(host.home)

@@ -242,7 +242,9 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         resume: Optional[Path] = typer.Option(None, help="continue this run directory: finished cells are kept"),
         repeats: Optional[int] = typer.Option(None, "--repeats", help="runs per cell (default: the matrix's "
                                               "experiment.repeats; with --resume, the resumed run's)"),
-        keep_host: bool = typer.Option(False, help="leave the lab namespace and libvirtd running afterwards")):
+        keep_host: bool = typer.Option(False, help="leave the lab namespace and libvirtd running afterwards"),
+        keep: bool = typer.Option(False, "--keep", help="leave the last cell's topology up, as the cell left it, "
+                                  "to debug in place (`lab ssh`, `lab down`); not after Ctrl-C")):
     """Run the matrix on real VMs and print the compatibility table (also written to the run directory)."""
     from . import preflight
     m, cells = _load(matrix, kernels, cell)
@@ -282,7 +284,7 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     # both explicitly: a process started from a non-interactive shell in the background inherits SIGINT ignored
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _raise_interrupt)
-    interrupted = False
+    interrupted, kept = False, None
     try:
         with shown:
             for cell, k in todo:
@@ -292,7 +294,7 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         interrupted = True
         log.warning("interrupted: tearing down (finished cells are kept; resume with --resume)")
     finally:
-        runner.close()
+        kept = runner.close(keep=True) if keep and not interrupted else runner.close()
         release(runner.host, run_dir.path, keep_host)
     run_dir.write_meta({**run_dir.meta(), "finished": _now(), "wall_s": round(time.monotonic() - started)})
     records = write_tables(run_dir)
@@ -304,6 +306,11 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         for line in reruns:
             out.print(f"  {line}", soft_wrap=True)
     out.print(f"run directory: {run_dir.path}")
+    if kept is not None:
+        out.print(f"kept: {kept.kernel_name} (topology {kept.lab_id}): lab ssh {kept.kernel_name} alice | "
+                  f"lab down {kept.kernel_name}", soft_wrap=True)
+    elif keep and not interrupted:
+        log.warning("--keep: no topology left to keep (the last cell's was torn down after a lab error)")
     if interrupted:
         raise typer.Exit(130)
     raise typer.Exit(run_exit_code(cells_of(records)))
@@ -420,6 +427,57 @@ def clean(keep_host: bool = typer.Option(False, help="remove topologies only; ke
     for r in removed:
         log.info("removed %s", r)
     log.info("nothing to remove" if not removed else f"{len(removed)} removed")
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="machine-readable")):
+    """What the lab has up: the host (namespace, libvirtd) and each topology (kernel, run, kept or not, machines
+    and their libvirt state), from its state files. Exit 0, also when nothing is up."""
+    from . import preflight
+    preflight.check("status")
+    from . import status as st
+    from .host import Host
+    host = Host(LabHome.default())
+    host_up, tops = st.host_status(host), st.topologies(host)
+    if as_json:
+        out.print_json(st.as_json(host_up, tops))
+        return
+    for line in st.lines(host_up, tops):
+        out.print(line, soft_wrap=True)
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def ssh(kernel: str = typer.Argument(..., help="the kernel row of a kept (or running) topology, e.g. debian-6.1"),
+        machine: str = typer.Argument(..., help="server, alice or bob"),
+        command: Optional[list[str]] = typer.Argument(None, help="run this instead of a shell (e.g. -- mount)")):
+    """Log into a machine of a kept (or running) topology as root, through the lab namespace; or run COMMAND."""
+    from . import preflight
+    preflight.check("ssh")
+    from . import status as st
+    from .host import Host
+    try:
+        # past the machine everything is the command, options too; click keeps the `--` that may precede it
+        st.ssh(Host(LabHome.default()), kernel, machine, command[1:] if command and command[0] == "--" else command)
+    except st.NotUp as e:
+        raise Usage(str(e)) from None
+
+
+@app.command()
+def down(kernel: Optional[str] = typer.Argument(None, help="the kernel whose kept topology to destroy (default: "
+                                                           "every kept one)"),
+         keep_host: bool = typer.Option(False, help="keep the namespace and libvirtd even if nothing uses them")):
+    """Destroy kept topologies (`lab run --keep`) as `lab clean` does, then the host if nothing else uses it."""
+    from . import preflight
+    preflight.check("down")
+    from . import status as st
+    from .host import Host
+    try:
+        removed = st.down(Host(LabHome.default()), kernel, keep_host=keep_host)
+    except st.NotUp as e:
+        raise Usage(str(e)) from None
+    for r in removed:
+        log.info("removed %s", r)
+    log.info("no kept topology" if not removed else f"{len(removed)} removed")
 
 
 def _fail(message: str, code: int) -> None:

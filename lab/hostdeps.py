@@ -66,6 +66,8 @@ LAB_HOST = Group("lab host", "every `lab run`: the namespace, libvirtd, QEMU and
     "vagrant": "vagrant", VAGRANT_LIBVIRT: "vagrant-libvirt",
     # libvirt's own helpers for the lab's networks
     "dnsmasq": "dnsmasq-base", "iptables": "iptables", "ebtables": "ebtables",
+    # `lab ssh` into a kept topology
+    "ssh": "openssh-client",
 })
 LAB_BOX = Group("lab box", "`lab setup`, `lab box build` and every run: debootstrap → ext4 → qcow2, initramfs", {
     "debootstrap": "debootstrap", KEYRING: "debian-archive-keyring", "chroot": "coreutils",

@@ -14,6 +14,9 @@ from .host import require_root, require_tools
 #: what a command runs on the host besides Python, where it is less than a whole group
 NEEDS = {
     "clean": ("ip", "virsh"),
+    "status": ("ip", "virsh"),
+    "down": ("ip", "virsh"),
+    "ssh": ("ip", "ssh"),
 }
 
 

@@ -94,9 +94,12 @@ class KernelLab:
             return False
 
     def close(self) -> None:
+        self.disconnect()
+        self.live.destroy()
+
+    def disconnect(self) -> None:
         for r in self.remotes.values():
             r.close()
-        self.live.destroy()
 
 
 class Runner:
@@ -283,10 +286,18 @@ class Runner:
             self.lab.close()
         self.lab, self.lab_kernel = None, None
 
-    def close(self) -> None:
-        """Destroy the topology this runner owns (the host stays for other runners; `lab clean` removes it)."""
+    def close(self, keep: bool = False) -> topology.Topology | None:
+        """Destroy the topology this runner owns (the host stays for other runners; `lab clean` removes it). With
+        keep, leave it up as the last cell left it, marked kept in its state file, and return it."""
+        kept = None
+        if keep and self.lab is not None:
+            self.lab.disconnect()
+            self.lab.live.state.set("kept", True)
+            kept = self.lab.live.topology
+            self.lab, self.lab_kernel = None, None
         self._close_lab()
         self.host.unregister_user()
+        return kept
 
 
 def check_release(remote: Remote, release: str) -> None:

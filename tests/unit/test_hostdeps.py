@@ -75,6 +75,8 @@ class Scan(ast.NodeVisitor):
                 (k.value for k in node.keywords if k.arg == "argv"), None)
         elif name in RUNNERS and node.args:
             argv = node.args[0]
+        elif name == "execvp" and len(node.args) == 2:   # os.execvp(argv[0], argv): `lab ssh`
+            argv = node.args[1]
         if argv is not None and not _is_text(argv):   # text is a shell command for a VM (Remote.run)
             try:
                 self.found += [(command, node.lineno) for command in self.commands(argv)]
@@ -211,7 +213,7 @@ def test_every_host_command_has_its_package():
     assert all(mapped(c) for commands in DYNAMIC.values() for c in commands)
     # the scan sees what it must (through variables, splices and shell strings), so a pass means something
     assert {"ip", "virsh", "libvirtd", "unshare", "mount", "dumpcap", "tshark", "debootstrap", "make", "patch",
-            "dpkg-deb", "tar", "git", "sort", "cpio", "zstd", "apt-get", "vagrant"} <= seen
+            "dpkg-deb", "tar", "git", "sort", "cpio", "zstd", "apt-get", "vagrant", "ssh"} <= seen
 
 
 def test_dynamic_entries_still_exist():
