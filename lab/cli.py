@@ -152,8 +152,8 @@ def list_cells(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = Kern
         out.print_json(json.dumps(rows))
         return
     for r in rows:
-        out.print(f"{r['id']:48} expect {r['expected']:4}  ({r['source']})")
-    out.print(f"{len(rows)} cells, {len({r['kernel'] for r in rows})} kernels")
+        out.print(f"{r['id']:48} expect {r['expected']:4}  ({r['source']})", markup=False)
+    out.print(f"{len(rows)} cells, {len({r['kernel'] for r in rows})} kernels", markup=False)
 
 
 @app.command()
@@ -304,11 +304,11 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     if reruns:
         out.print(RERUN_HEADER)
         for line in reruns:
-            out.print(f"  {line}", soft_wrap=True)
-    out.print(f"run directory: {run_dir.path}")
+            out.print(f"  {line}", soft_wrap=True, markup=False)
+    out.print(f"run directory: {run_dir.path}", markup=False)
     if kept is not None:
         out.print(f"kept: {kept.kernel_name} (topology {kept.lab_id}): lab ssh {kept.kernel_name} alice | "
-                  f"lab down {kept.kernel_name}", soft_wrap=True)
+                  f"lab down {kept.kernel_name}", soft_wrap=True, markup=False)
     elif keep and not interrupted:
         log.warning("--keep: no topology left to keep (the last cell's was torn down after a lab error)")
     if interrupted:

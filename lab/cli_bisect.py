@@ -140,7 +140,7 @@ def _publish(report, directory: Path) -> None:
     from .bisect import write_report
     md, _ = write_report(report, directory)
     out.print(md.read_text(), highlight=False, markup=False, soft_wrap=True)   # table rows stay whole
-    out.print(f"report: {md} (+ report.json, steps.jsonl)")
+    out.print(f"report: {md} (+ report.json, steps.jsonl)", markup=False)
 
 
 # ---- lab bisect versions -----------------------------------------------------------------------------------------
