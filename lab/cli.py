@@ -261,7 +261,6 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     from .cleanup import release
     from .log import live_console
     from .progress import RunProgress
-    from .report import rerun_lines, render_terminal
     from .results import RunDir
     from .runner import Runner, experiment_meta, runs_to_do
     from .tables import context_for, spec_meta, write_tables
@@ -299,12 +298,7 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     run_dir.write_meta({**run_dir.meta(), "finished": _now(), "wall_s": round(time.monotonic() - started)})
     records = write_tables(run_dir)
     context = context_for(run_dir, cwd=os.getcwd())
-    out.print(render_terminal(records, meta=run_dir.meta(), context=context))
-    reruns = rerun_lines(records, run_dir.meta(), context)
-    if reruns:
-        out.print(RERUN_HEADER)
-        for line in reruns:
-            out.print(f"  {line}", soft_wrap=True, markup=False)
+    _show_table(out, records, run_dir.meta(), context)
     out.print(f"run directory: {run_dir.path}", markup=False)
     if kept is not None:
         out.print(f"kept: {kept.kernel_name} (topology {kept.lab_id}): lab ssh {kept.kernel_name} alice | "
@@ -379,16 +373,22 @@ def table(run_dir: Path = typer.Argument(..., help="a run directory (runs/<run-i
 
 def _terminal_text(records, meta: dict, context, colour: bool) -> str:
     """What `lab run` prints after its runs: the rich table, then the rerun commands of the mismatching cells."""
-    from .report import rerun_lines, render_terminal
     console = Console(width=out.width, record=True, markup=False, emoji=False, highlight=False,
                       force_terminal=colour and sys.stdout.isatty(), file=io.StringIO())
+    _show_table(console, records, meta, context)
+    return console.export_text(styles=colour and sys.stdout.isatty())
+
+
+def _show_table(console: Console, records, meta: dict, context) -> None:
+    """The rich table, then the rerun commands of the cells that did not go as history expects: what `lab run`
+    prints at its end and `lab table -f terminal` renders."""
+    from .report import rerun_lines, render_terminal
     console.print(render_terminal(records, meta=meta, context=context))
     reruns = rerun_lines(records, meta, context)
     if reruns:
-        console.print(RERUN_HEADER)
+        console.print(RERUN_HEADER, markup=False)
         for line in reruns:
-            console.print(f"  {line}", soft_wrap=True)
-    return console.export_text(styles=colour and sys.stdout.isatty())
+            console.print(f"  {line}", soft_wrap=True, markup=False)
 
 
 RERUN_HEADER = "to rerun the cells that did not go as history expects:"
