@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .outcome import Verdict, fail_text, pass_text
-from .results import ResultRecord, _started_key
+from .results import ResultRecord, started_key
 
 KERNEL_RESULTS = ("pass", "fail")
 CELL_STATUSES = ("pass", "fail", "flaky", "error", "skip")
@@ -208,7 +208,7 @@ def aggregate(runs: list[ResultRecord], repeats: int | None = None) -> CellResul
     if not runs:
         raise ValueError("a cell result needs at least one run")
     ordered = sorted(runs, key=lambda r: r.repeat)
-    latest = max(runs, key=_started_key)
+    latest = max(runs, key=started_key)
     return CellResult(cell_id=latest.cell_id, kernel=latest.kernel, params=dict(latest.params),
                       expected=latest.expected, runs=ordered,
                       repeats=repeats if repeats is not None else max(r.repeats for r in runs))
@@ -221,6 +221,16 @@ def cells_of(records: list[ResultRecord]) -> list[CellResult]:
     for record in records:
         runs = by_cell.setdefault(record.cell_id, {})
         current = runs.get(record.repeat)
-        if current is None or _started_key(record) >= _started_key(current):
+        if current is None or started_key(record) >= started_key(current):
             runs[record.repeat] = record
     return [aggregate(list(runs.values())) for runs in by_cell.values()]
+
+
+def run_exit_code(cells: list[CellResult]) -> int:
+    """`lab run`'s exit code from the table's cells: 1 if one contradicts history (a regression, an unexpected pass,
+    or a flaky cell where a pass is expected), else 3 if one has no kernel result, else 0."""
+    if any(c.mismatch for c in cells):
+        return 1
+    if any(c.status == "error" for c in cells):
+        return 3
+    return 0

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import safeload
 from .aggregate import Tally, resolve
-from .results import _append_line, now_iso, write_atomic
+from .files import append_line as _append_line
+from .results import now_iso, write_atomic
 
 GOOD, BAD, SKIP = "good", "bad", "skip"
 #: what `lab bisect-step` exits with, as `git bisect run` reads it

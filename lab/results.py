@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import safeload
 from .errors import display_path
+from .files import append_line, write_atomic
 from .outcome import KINDS, STATUSES, Verdict
 from .readers import DEFAULT as DEFAULT_READER, READERS
 from .spec import MAX_REPEATS, VERDICTS
@@ -189,7 +190,7 @@ class StoredExperiment(_Shape):
 
 
 class StoredSpec(_Shape):
-    """run.json's `specs`: what the table shows of a kernel spec (lab/tables.py)."""
+    """run.json's `specs`: what the table shows of a kernel spec (lab/render/tables.py)."""
 
     title: str = ""
     notes: str = ""
@@ -289,7 +290,8 @@ def worker_name() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
-def _started_key(record: ResultRecord) -> datetime:
+def started_key(record: ResultRecord) -> datetime:
+    """When the record's run started, comparable across time zones (an unreadable time sorts first)."""
     try:
         started = datetime.fromisoformat(record.started)
     except ValueError:
@@ -302,9 +304,9 @@ def latest_per_cell(records: list[ResultRecord]) -> list[ResultRecord]:
     latest: dict[str, ResultRecord] = {}
     for record in records:
         current = latest.get(record.cell_id)
-        if current is None or _started_key(record) >= _started_key(current):
+        if current is None or started_key(record) >= started_key(current):
             latest[record.cell_id] = record
-    return sorted(latest.values(), key=_started_key)
+    return sorted(latest.values(), key=started_key)
 
 
 def latest_per_run(records: list[ResultRecord]) -> list[ResultRecord]:
@@ -313,51 +315,15 @@ def latest_per_run(records: list[ResultRecord]) -> list[ResultRecord]:
     for record in records:
         key = (record.cell_id, record.repeat)
         current = latest.get(key)
-        if current is None or _started_key(record) >= _started_key(current):
+        if current is None or started_key(record) >= started_key(current):
             latest[key] = record
-    return sorted(latest.values(), key=_started_key)
+    return sorted(latest.values(), key=started_key)
 
 
 def read_jsonl(path: Path) -> list[ResultRecord]:
     """All intact records of one file; torn or damaged lines are skipped with one warning for the file, not fatal.
     A file that cannot be read at all (a directory, a FIFO, too large) is a BadFile."""
     return safeload.read_jsonl(path, ResultRecord.from_dict)
-
-
-def _ends_with_newline(path: Path) -> bool:
-    try:
-        with path.open("rb") as f:
-            f.seek(-1, os.SEEK_END)
-            return f.read(1) == b"\n"
-    except (FileNotFoundError, OSError):
-        return True  # missing or empty: nothing to repair
-
-
-def _append_line(path: Path, line: str) -> None:
-    """One write of a whole line to an O_APPEND file, then fsync: lines never interleave, and survive a crash.
-
-    A torn last line left by a crash is closed off first, so it stays one bad line instead of eating this one."""
-    data = line.encode() + b"\n"
-    if not _ends_with_newline(path):
-        data = b"\n" + data
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        written = os.write(fd, data)
-        if written != len(data):
-            raise OSError(f"short write to {path}: {written} of {len(data)} bytes")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never half of it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class RunDir:
@@ -391,7 +357,7 @@ class RunDir:
 
     def append(self, record: ResultRecord, worker: str | None = None) -> Path:
         path = self.results_file(worker)
-        _append_line(path, record.to_json())
+        append_line(path, record.to_json())
         return path
 
     def all_records(self) -> list[ResultRecord]:

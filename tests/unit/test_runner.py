@@ -108,7 +108,7 @@ def test_resume_runs_only_missing_repeats_cell_by_cell():
 
 def test_lab_run_exit_code_follows_the_cells():
     from lab.aggregate import cells_of
-    from lab.cli import run_exit_code
+    from lab.aggregate import run_exit_code
     from lab.outcome import Verdict
     from lab.results import ResultRecord
 
