@@ -17,7 +17,8 @@ from .errors import KernelUnavailable, LabError
 from .paths import LabHome
 from .proc import run
 from .progress import BuildProgress
-from .spec import Kernel, ReleaseTree, Timeouts
+from .spec import Kernel, ReleaseTree
+from .timeouts import Timeouts
 from .topology import KernelFiles
 
 BOX_SUITE = "bookworm"

@@ -13,7 +13,7 @@ import shlex
 from .axes import CellSetup
 from .errors import LabError
 from .remote import Remote
-from .spec import Timeouts
+from .timeouts import Timeouts
 
 EXPORT = "/srv/nfs"
 MOUNTPOINT = "/mnt/nfs"

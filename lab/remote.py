@@ -18,7 +18,7 @@ import paramiko
 
 from .errors import LabError
 from .proc import log_line
-from .spec import Timeouts
+from .timeouts import Timeouts
 
 CHANNEL_TIMEOUT_S = 30   # opening a session takes < 1 s on a live VM, even under TCG on loaded cores
 SocketFactory = Callable[[str, int, float], object]

@@ -30,7 +30,7 @@ from ..outcome import Observation, Read, classify_text
 from ..proc import wait_until
 from ..readers import DEFAULT as DEFAULT_READER, READERS
 from ..remote import Remote
-from ..spec import Timeouts
+from ..timeouts import Timeouts
 
 LOOP = "/tmp/nfslab-alice.sh"
 TIMELINE = "/tmp/nfslab-alice.timeline"

@@ -72,7 +72,8 @@ def test_trace_syscalls_is_an_experiment_switch_default_on(tmp_path):
 def test_reader_experiments_are_the_ones_whose_read_is_cat_of_one_file():
     assert rename.SCENARIO.read == f"cat {rename.SCENARIO.read_file}"
     assert gitrefs.scenario("a" * 40, "b" * 40).read_file == ""
-    assert spec.READER_EXPERIMENTS == ("rename",)
+    from lab.experiments import READER_EXPERIMENTS
+    assert READER_EXPERIMENTS == ("rename",)
 
 
 @pytest.mark.parametrize("name, cells, readers_", [("mitigations", 6, {"cat"}),

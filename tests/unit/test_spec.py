@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from lab import axes
+from lab.experiments import EXPERIMENTS
 from lab.paths import DEFAULT_MATRIX
-from lab.spec import (EXPERIMENTS, Cell, SpecError, kernel_files, load_kernel, load_matrix, parse_duration)
+from lab.spec import (Cell, SpecError, kernel_files, load_kernel, load_matrix, parse_duration)
 
 DATA = Path(__file__).resolve().parent / "data"
 KERNELS = DATA / "kernels"
