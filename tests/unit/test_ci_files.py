@@ -108,7 +108,7 @@ def test_the_command_line_check_can_fail():
 
 def fail_on(lines: list[str]) -> set[str]:
     """The categories a job's `lab table --fail-on` gates on; each must be one `lab table` knows."""
-    from lab.report import FAIL_ON
+    from lab.render import FAIL_ON
     [line] = [line for line in lines if "--fail-on" in line]
     argv = lab_argv(line)
     names = set(argv[argv.index("--fail-on") + 1].split(","))

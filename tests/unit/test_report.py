@@ -10,7 +10,7 @@ from rich.console import Console
 
 from lab.aggregate import aggregate, cells_of
 from lab.outcome import Criteria, Observation, Read, Verdict, classify
-from lab.report import Context, build_grid, category, cell_text, counts, render, render_terminal, timeline_text
+from lab.render import Context, build_grid, category, cell_text, counts, render, render_terminal, timeline_text
 from lab.results import ResultRecord
 
 CRITERIA = Criteria(pass_within=2.0, settle=5.0)
@@ -214,7 +214,7 @@ def test_unknown_format_is_refused(records):
 
 
 def test_columns_follow_the_matrix_axes_whatever_the_stored_param_order():
-    from lab.report import build_grid
+    from lab.render import build_grid
     from lab.results import ResultRecord
     rec = ResultRecord(run_id="r", cell_id="k/vers=4.0/leases=on", kernel="k", params={"leases": "on", "vers": "4.0"},
                        verdict={"status": "pass"}, expected="pass", started="2026-11-23T00:00:00Z", duration_s=1.0,
@@ -235,8 +235,8 @@ def test_captured_cells_show_their_nfs_operations(records):
 
 
 def test_timeline_plot_has_one_bar_per_run_in_its_colour():
-    from lab.report import KIND_COLOURS
-    from lab.timeplot import TimeAxis, strips_svg
+    from lab.render.timeplot import KIND_COLOURS
+    from lab.render.timeplot import TimeAxis, strips_svg
     obs = STALE_ESTALE_NEW.to_dict()
     svg = strips_svg([("", obs)], TimeAxis.fit([obs]))
     assert svg.count("<rect") == 4          # old before the change (pale), old after it, ESTALE, new
@@ -314,7 +314,7 @@ def test_junit_reports_flaky_cells_as_pytest_does():
 
 
 def test_fail_on_names_the_categories_present():
-    from lab.report import fail_on_hits
+    from lab.render import fail_on_hits
     cells = cells_of(fixed_records())
     assert fail_on_hits(cells, {"regression", "unexpected-pass", "flaky", "error"}) == \
         {"regression": 1, "unexpected-pass": 1, "error": 1}
@@ -330,7 +330,7 @@ def test_the_terminal_never_parses_record_text_as_markup():
 
 
 def test_conditions_show_the_ages_achieved_and_the_cache_timeouts():
-    from lab.report import conditions_text
+    from lab.render import conditions_text
     meta = {"ages": {"dir_touched_before_change_s": 5.12, "dir_attrs_fetched_before_change_s": 2.09},
             "mounts": {"alice": {"cache": {"acregmin": 3, "acregmax": 60, "acdirmin": 30, "acdirmax": 60,
                                            "lookupcache": "all"}}}}
@@ -356,7 +356,7 @@ def test_markdown_has_one_failed_at_line_per_failing_traced_cell(records):
 
 
 def test_failed_at_line_leaves_out_the_reader_column_and_passing_runs():
-    from lab.report import failed_at_line, syscall_line
+    from lab.render import failed_at_line, syscall_line
     obs = Observation(SEED.reads, meta={"syscalls": dict(SYSCALLS, reader="busybox-cat", after={
         "reads": 6, "sequences": {"openat → fd 4 · read → old (13 bytes) · read → EOF": 6},
         "failed_at": {"read → old": 6}})})
@@ -378,7 +378,7 @@ def svgs(html: str, kind: str) -> list[str]:
 def test_every_timeline_of_a_page_shares_one_time_axis(records):
     """The same seconds → pixels everywhere: every strip as wide, the change (t = 0) at the same x, and the window
     plots on the same scale from the change on."""
-    from lab.timeplot import MIN_TICK_PX
+    from lab.render.timeplot import MIN_TICK_PX
     html = render(records + repeated_records(), "html", meta=META)
     strips = svgs(html, "strips")
     assert len(strips) >= 12
@@ -394,7 +394,7 @@ def test_every_timeline_of_a_page_shares_one_time_axis(records):
 
 
 def test_a_late_read_leaves_a_hatched_gap_with_a_tooltip():
-    from lab.timeplot import NOREAD, TimeAxis, segments, strips_svg
+    from lab.render.timeplot import NOREAD, TimeAxis, segments, strips_svg
     obs = Observation([Read(-0.5, "old"), Read(0.2, "new"), Read(0.9, "estale"), Read(4.9, "estale"),
                        Read(5.6, "new"), Read(6.3, "new")]).to_dict()
     segs = segments(obs["reads"])
@@ -409,7 +409,7 @@ def test_a_late_read_leaves_a_hatched_gap_with_a_tooltip():
 
 
 def test_the_axis_fits_the_page_at_round_seconds():
-    from lab.timeplot import MAX_PX_PER_S, STRIP_PX, TimeAxis
+    from lab.render.timeplot import MAX_PX_PER_S, STRIP_PX, TimeAxis
     long, short = ESTALE_25.to_dict(), PASS.to_dict()
     axis = TimeAxis.fit([long, short])
     assert (axis.lo, axis.hi) == (-1, 32) and axis.px_per_s == STRIP_PX / 33
@@ -438,7 +438,7 @@ def test_window_plots_list_kernels_in_version_order_with_the_spread_of_runs():
 
 
 def test_every_cell_has_a_stable_unique_anchor():
-    from lab.report import anchor
+    from lab.render import anchor
     assert anchor("debian-6.1/vers=4.1/leases=on") == "cell-debian-6.1__vers-4.1__leases-on"
     hostile = ['k"><script>/vers=4.1', "k x/vers=4.1", "k?x/vers=4.1"]
     records = [make(k, "4.1", "on", "pass", obs=PASS, index=i) for i, k in enumerate(hostile)]
@@ -458,7 +458,7 @@ def test_filters_and_their_markup():
 
 
 def test_commits_named_in_specs_link_upstream(records):
-    from lab.report import commit_parts
+    from lab.render import commit_parts
     assert commit_parts("has be189f7e7f03 (4.20), not 202611231045 or be189f7e") == [
         ("has ", None), ("be189f7e7f03", f"{UPSTREAM}be189f7e7f03"), (" (4.20), not 202611231045 or be189f7e", None)]
     html = render(records, "html", meta=META, context=CONTEXT)
@@ -469,7 +469,7 @@ def test_commits_named_in_specs_link_upstream(records):
 
 
 def test_the_header_says_what_the_report_is_without_machine_paths(records):
-    from lab.report import duration_text, meta_line
+    from lab.render import duration_text, meta_line
     assert [duration_text(s) for s in (44, 584, 1760, 7500)] == ["44 s", "9 min 44 s", "29 min 20 s", "2 h 5 min"]
     html = render(records, "html", meta=GOLDEN_META, context=CONTEXT)
     assert "<title>nfslab: 5 kernels × 4 cells, 2026-11-23, 1 run/cell</title>" in html
@@ -481,7 +481,7 @@ def test_the_header_says_what_the_report_is_without_machine_paths(records):
 
 
 def test_rerun_commands_quote_and_place_the_matrix():
-    from lab.report import rerun_command
+    from lab.render import rerun_command
     cell = cells_of([make("k'1", "4.1", "on", "pass", obs=ESTALE_25)])[0]
     default = {"matrix": "/opt/venv/lib/python3.11/site-packages/lab/data/matrix.yaml"}
     assert rerun_command(cell, default) == "lab run -k 'k'\"'\"'1' --cell vers=4.1,leases=on --repeats 1"
@@ -496,7 +496,7 @@ def test_rerun_commands_quote_and_place_the_matrix():
 
 
 def test_lab_run_lists_the_rerun_of_each_mismatching_cell(records):
-    from lab.report import rerun_lines
+    from lab.render import rerun_lines
     assert rerun_lines(records, META) == [
         "lab run -k debian-6.1-nofix --cell vers=4.0,leases=on --repeats 1   # debian-6.1-nofix/vers=4.0/leases=on: "
         "unexpected-pass",
@@ -566,6 +566,6 @@ def test_rows_without_results_are_named_not_drawn(records):
 
 
 def test_an_absurd_timeline_still_gets_few_round_ticks():
-    from lab.timeplot import MIN_TICK_PX, TimeAxis
+    from lab.render.timeplot import MIN_TICK_PX, TimeAxis
     axis = TimeAxis.fit([{"reads": [{"t": -3.0, "kind": "old"}, {"t": 999999.0, "kind": "new"}]}])
     assert axis.step == 200000 and axis.step * axis.px_per_s >= MIN_TICK_PX and len(axis.ticks()) == 11

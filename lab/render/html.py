@@ -1,6 +1,6 @@
 """The compatibility table as one self-contained HTML page (lab/templates/report.html.j2), read at a glance:
 
-- the grid, each cell expandable: its runs' timelines drawn to one time axis for the whole page (lab/timeplot.py),
+- the grid, each cell expandable: its runs' timelines drawn to one time axis for the whole page (timeplot.py),
   the command that reruns it, what it was in the baseline, each run's figures, operations (on the wire, and the
   system calls alice's traced reads made), versions and logs;
 - filters (only regressions, flaky, changed… cells) by a few lines of inline script, which also reads them from the
@@ -9,7 +9,7 @@
 - the window plots: per axis combination, each kernel's stale/ESTALE window run by run, kernels in version order;
 - the kernels' specs, with the commits they name linked to their upstream pages.
 
-Every text goes through the template's autoescape; the SVG is built (and escaped) by lab/timeplot.py. No external
+Every text goes through the template's autoescape; the SVG is built (and escaped) by timeplot.py. No external
 resource: no stylesheet, script or font is fetched, links go only to the run's own files and to git.kernel.org.
 """
 from __future__ import annotations
@@ -21,16 +21,18 @@ from pathlib import PurePosixPath
 from jinja2 import Environment
 from markupsafe import Markup
 
-from .aggregate import KERNEL_RESULTS, CellResult
-from .compare import series_of
-from .outcome import seconds_text
-from .paths import REPORT_TEMPLATE
-from .predicate import figures
-from .report import (CATEGORIES, CHANGED, NOT_RUN, Context, Grid, anchor, category, cell_text, conditions_text,
-                     counts, criterion_line, heading, kernel_facts, legend, meta_line, pass_within, rerun_command,
-                     runs_of, summary_line, syscall_line, timeline_text, trace_lines)
-from .results import ResultRecord
-from .safeload import link_target
+from ..aggregate import KERNEL_RESULTS, CellResult
+from ..bisect.predicate import figures
+from ..compare import series_of
+from ..outcome import seconds_text
+from ..paths import REPORT_TEMPLATE
+from ..results import ResultRecord
+from ..safeload import link_target
+from .context import Context
+from .grid import (CATEGORIES, CHANGED, NOT_RUN, Grid, anchor, category, cell_text, counts, criterion_line, legend,
+                   pass_within, summary_line)
+from .provenance import heading, kernel_facts, meta_line, rerun_command
+from .timelines import conditions_text, runs_of, syscall_line, timeline_text, trace_lines
 from .timeplot import (KIND_COLOURS, NOREAD, TimeAxis, WindowRow, defs_svg, label_width, strips_svg,
                        windows_svg)
 
