@@ -278,7 +278,7 @@ STEP_SCRIPT = textwrap.dedent("""\
     # a fake `lab bisect-step`: judges the commit under test by the file `state`, logs the step, exits as git wants
     import subprocess, sys
     from lab.bisect import EXIT_CODES, FIX, Probe, Settings, StepLog, Trial, run_step
-    from lab.gitbisect import Repo
+    from lab.bisect.git import Repo
     repo = Repo(sys.argv[1])
     commit = repo.under_test()
     state = subprocess.run(["git", "-C", sys.argv[1], "show", commit + ":state"], capture_output=True,
@@ -321,7 +321,7 @@ def git_probe(repo_path):
     (["unfixed", "fixed"], 1, "confirmed"),                                          # git answers at once
 ])
 def test_git_bisect_with_a_fake_step(tmp_path, states, culprit, outcome):
-    from lab.gitbisect import Repo, bisect_commits
+    from lab.bisect.git import Repo, bisect_commits
     commits = make_history(tmp_path / "repo", states)
     script = tmp_path / "step.py"
     script.write_text(STEP_SCRIPT)
@@ -347,7 +347,7 @@ def test_git_bisect_with_a_fake_step(tmp_path, states, culprit, outcome):
 
 
 def test_git_bisect_refuses_a_bisect_in_progress(tmp_path):
-    from lab.gitbisect import GitError, Repo, start
+    from lab.bisect.git import GitError, Repo, start
     commits = make_history(tmp_path / "repo", ["unfixed", "unfixed", "fixed"])
     repo = Repo(tmp_path / "repo")
     start(repo, commits[0], commits[-1], FIX)
@@ -447,7 +447,7 @@ def test_versions_from_a_changes_file_without_changes_does_nothing(tmp_path):
 
 def test_the_step_command_is_one_bisect_step_accepts(tmp_path):
     """`lab bisect git` builds the command git runs per commit; a typo in it would make every step abort."""
-    from lab.cli_bisect import step_command
+    from lab.bisect.git import step_command
     from tests.unit.test_ci_files import parse
     settings = Settings(repeat=5, flaky=GOOD, terms=FIX)
     argv = step_command(tmp_path, {"vers": "4.0", "leases": "on"}, "mainline-4.19", settings, tmp_path / "s.jsonl",
@@ -493,13 +493,13 @@ def test_bisect_git_command_end_to_end(no_lab, lab_cli, tmp_path, monkeypatch):
     (in this process, by the patched probe), the report, and the reset."""
     import os
 
-    from lab import cli_bisect
+    from lab.bisect import git as gitbisect
     monkeypatch.setenv("NFSLAB_LINUX_TREE", "/elsewhere")   # the command points it at the repository; restored after
     states = ["unfixed"] * 4 + ["fixed"] * 3
     commits = make_history(tmp_path / "repo", states)
     script = tmp_path / "step.py"
     script.write_text(STEP_SCRIPT)
-    monkeypatch.setattr(cli_bisect, "step_command", lambda repo, params, base, settings, log, *rest:
+    monkeypatch.setattr(gitbisect, "step_command", lambda repo, params, base, settings, log, *rest:
                         [sys.executable, str(script), str(repo), str(log.resolve())])
     for number, commit in enumerate(commits):
         no_lab[f"mainline-4.19-g{commit[:12]}"] = "pass" if states[number] == "fixed" else "fail"

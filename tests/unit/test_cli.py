@@ -120,7 +120,7 @@ def test_a_matrixs_own_kernel_specs_first_then_nfslabs(tmp_path):
 
 
 def test_version_is_one_line_and_exit_0(lab_cli):
-    from lab.cli import version
+    from lab.cli.common import version
     r = lab_cli("--version")
     assert (r.returncode, r.stdout, r.stderr) == (0, f"nfslab {version()}\n", "")
     assert re.fullmatch(r"\d+\.\d+\.\d+\S*", version())
@@ -215,7 +215,7 @@ def test_table_for_docs_has_no_links_into_the_run(tmp_path, lab_cli):
 
 
 def test_tables_know_the_specs_of_the_run(tmp_path):
-    from lab.tables import spec_facts
+    from lab.render.tables import spec_facts
     facts = spec_facts({"kernels": ["debian-6.1", "../../etc/passwd", "nope"], "server": "debian-6.1"})
     assert list(facts) == ["debian-6.1"] and "be189f7e7f03" in facts["debian-6.1"]["notes"]
     kept = {"debian-6.1": {"title": "as run.json has it", "notes": ""}}

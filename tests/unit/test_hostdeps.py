@@ -285,7 +285,7 @@ def test_run_checks_capture_tools_only_when_the_matrix_captures():
 
 
 def test_setup_installs_only_what_is_missing(monkeypatch, without):
-    from lab import cli
+    from lab.cli import setup as cli
     calls = []
     monkeypatch.setattr(cli.subprocess, "run", lambda argv, **kw: calls.append(argv) or type("R", (), {
         "returncode": 0})())

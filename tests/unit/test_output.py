@@ -86,14 +86,14 @@ def test_lab_minus_q_and_minus_v(lab_cli, tmp_path):
 
 
 def test_results_print_any_text_as_it_is(capsys):
-    from lab import cli
+    from lab.cli import common as cli
     cli.out.print(LINE)
     cli.out.print(f"run directory: /runs/{LINE}")
     assert_literal(capsys.readouterr().out, f"run directory: /runs/{LINE}")
 
 
 def test_terminal_table_cells_kernels_and_columns_are_text():
-    from lab.report import render_terminal
+    from lab.render import render_terminal
     error = Verdict.error(f"build {LINE}", MAKE_ERROR, "logs/[/oops]/build.log")
     records = [record(kernel=f"k-{LINE}", params={"vers": "[/oops]", "leases": "[bold]x[/bold]"}, verdict=error),
                record(kernel="[/p/Makefile:1: y]", verdict=Verdict.skip(LINE))]
@@ -105,7 +105,8 @@ def test_terminal_table_cells_kernels_and_columns_are_text():
 
 def test_lab_run_prints_error_cells_and_progress_as_they_are(lab_cli, monkeypatch, tmp_path):
     """`lab run` end to end, with the lab replaced: a cell whose build failed with make's words."""
-    from lab import cleanup, cli, preflight, runner
+    from lab import cleanup, preflight, runner
+    from lab.cli import common as cli
     monkeypatch.setattr(preflight, "check", lambda *args, **kwargs: None)
     monkeypatch.setattr(cleanup, "release", lambda *args, **kwargs: None)
     monkeypatch.setattr(runner.Runner, "close", lambda self: None)
@@ -125,7 +126,7 @@ def test_lab_run_prints_error_cells_and_progress_as_they_are(lab_cli, monkeypatc
 
 
 def test_bisect_step_lines_print_any_text_as_it_is(capsys):
-    from lab.cli_bisect import _show_step
+    from lab.cli.bisect import _show_step
     logs.setup(terminal=False)
     for candidate in ("1" * 40, f"kernel-{LINE}"):
         _show_step(Step(candidate=candidate, phase="search", result="skip", term="skip",
@@ -245,8 +246,8 @@ def crash_file(line: str) -> Path:
 def test_a_crash_is_one_line_exit_70_and_a_traceback_file(lab_cli, monkeypatch):
     import os
 
-    from lab import cli
-    monkeypatch.setattr(cli, "_load", boom)
+    from lab.cli import run as cli
+    monkeypatch.setattr(cli, "load_cells", boom)
     r = lab_cli("list")
     assert r.returncode == 70
     assert r.stdout == ""
@@ -262,8 +263,8 @@ def test_a_crash_is_one_line_exit_70_and_a_traceback_file(lab_cli, monkeypatch):
 
 
 def test_verbose_shows_the_traceback_too(lab_cli, monkeypatch):
-    from lab import cli
-    monkeypatch.setattr(cli, "_load", boom)
+    from lab.cli import run as cli
+    monkeypatch.setattr(cli, "load_cells", boom)
     r = lab_cli("-v", "list")
     assert r.returncode == 70
     assert "Traceback (most recent call last)" in r.stderr

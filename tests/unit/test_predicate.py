@@ -12,7 +12,7 @@ import pytest
 from lab.bisect import FIX, Settings, StepLog
 from lab.outcome import Criteria, Observation, Verdict, classify
 from lab.paths import DEFAULT_MATRIX
-from lab.predicate import FIGURES, Comparison, figures, parse
+from lab.bisect.predicate import FIGURES, Comparison, figures, parse
 from lab.results import ResultRecord, RunDir
 from tests import CHECKOUT
 from tests.unit.test_outcome import timeline
@@ -155,7 +155,7 @@ def test_the_probe_judges_runs_by_the_predicate(verdict, status, tmp_path, monke
 
 def test_the_step_command_carries_bad_if(tmp_path):
     """`lab bisect git` builds the command git runs per commit: the predicate must reach every step unchanged."""
-    from lab.cli_bisect import step_command
+    from lab.bisect.git import step_command
     from tests.unit.test_ci_files import parse as parse_argv
     predicate = parse("estale >= 500ms and first_new > 2s or window > 5s")
     argv = step_command(tmp_path, {"vers": "4.1", "leases": "on"}, "mainline-4.19", Settings(terms=FIX),
@@ -225,7 +225,7 @@ def test_bisect_versions_without_bad_if_cannot_tell_them_apart(lab_of_windows, l
 def test_bisect_git_passes_the_predicate_to_its_steps(lab_of_windows, lab_cli, tmp_path, monkeypatch):
     """The step processes get --bad-if (checked above); the confirmation runs in this process with the probe,
     which must judge by the predicate too."""
-    from lab import cli_bisect
+    from lab.bisect import git as gitbisect
     from tests.unit.test_bisect import STEP_SCRIPT, make_history
     states = ["unfixed"] * 3 + ["fixed"] * 2          # the fake step: "fixed" = exit 1 (new), as the terms say
     commits = make_history(tmp_path / "repo", states)
@@ -236,7 +236,7 @@ def test_bisect_git_passes_the_predicate_to_its_steps(lab_of_windows, lab_cli, t
     def fake_step_command(repo, params, base, settings, log, runs, matrix, scope, bad_if=None):
         seen["bad_if"] = bad_if
         return [sys.executable, str(script), str(repo), str(log.resolve())]
-    monkeypatch.setattr(cli_bisect, "step_command", fake_step_command)
+    monkeypatch.setattr(gitbisect, "step_command", fake_step_command)
     for number, commit in enumerate(commits):
         lab_of_windows[f"mainline-4.19-g{commit[:12]}"] = LONG_ESTALE if states[number] == "fixed" else SHORT_ESTALE
     report = tmp_path / "report"

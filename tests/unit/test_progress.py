@@ -143,7 +143,8 @@ def test_phases_and_latest_lines_say_their_times():
 @pytest.fixture
 def fake_lab(monkeypatch):
     """`lab run` with the lab replaced: each run says its phases and takes no time."""
-    from lab import cleanup, cli, preflight, runner
+    from lab import cleanup, preflight, runner
+    from lab.cli import common as cli
     monkeypatch.setattr(preflight, "check", lambda *args, **kwargs: None)
     monkeypatch.setattr(preflight, "check_kernels", lambda *args, **kwargs: None)
     monkeypatch.setattr(cleanup, "release", lambda *args, **kwargs: None)

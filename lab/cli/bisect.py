@@ -1,11 +1,9 @@
-"""The commands of bisecting and of the CI chain, registered on `lab`'s app: `lab bisect versions`, `lab bisect
-git`, `lab bisect-step` (what `git bisect run` calls), `lab compare` and `lab fetch-baseline`.
+"""`lab bisect versions`, `lab bisect git` and `lab bisect-step` (what `git bisect run` calls); lab/bisect/ does
+the work, lab/probes.py runs the cell.
 
-Thin like the rest of the CLI: options are checked and turned into one-line errors (exit 2) before anything runs,
-then lab/bisect.py (the search), lab/gitbisect.py (git), lab/probes.py (the Runner) and lab/compare.py do the work.
-`lab bisect-step` is different in one way: `git bisect run` reads its exit code, and 2 would mean "bad commit",
-so anything that is not a verdict on the commit (bad input, a lab that cannot run, a bug) exits 128, which makes
-git abort the bisect instead of recording a wrong answer. A bug is also reported as every command reports one
+`lab bisect-step` is different in one way: `git bisect run` reads its exit code, and 2 would mean "bad commit", so
+anything that is not a verdict on the commit (bad input, a lab that cannot run, a bug) exits 128, which makes git
+abort the bisect instead of recording a wrong answer. A bug is also reported as every command reports one
 (lab/crash.py): one line, the traceback in a file (the bisect's directory). A commit that does not build is not a
 bug: that step is a skip (125), whatever the build printed.
 
@@ -14,8 +12,6 @@ or the reruns of it and its parent disagreed); 2 bad input; 130 interrupted.
 """
 from __future__ import annotations
 
-import json
-import os
 import signal
 import sys
 from contextlib import contextmanager
@@ -24,11 +20,12 @@ from typing import Optional
 
 import typer
 
-from . import crash
-from .cli import MatrixOpt, Usage, _matrix_path, _output_dir, _output_file, _raise_interrupt, app, out
-from .errors import BadFile, HostNotReady, LabError
-from .log import log as logger   # `log` is bisect-step's --log, the step log
-from .spec import SpecError
+from .. import crash
+from ..bisect import git as gitbisect
+from ..errors import BadFile, HostNotReady, LabError
+from ..log import log as logger   # `log` is bisect-step's --log, the step log
+from ..spec import SpecError
+from .common import MatrixOpt, Usage, app, matrix_path, out, raise_interrupt
 
 bisect_app = typer.Typer(no_args_is_help=True,
                          help="Find the kernel version or the commit that changed a cell's verdict.")
@@ -47,11 +44,11 @@ OldOpt = typer.Option(None, "--good", "--old", help="the older end: good for a r
 NewOpt = typer.Option(None, "--bad", "--new", help="the newer end: bad for a regression, fixed for a fix")
 BadIfOpt = typer.Option(None, "--bad-if", help='judge each run by its figures instead of the strict verdict: it '
                                                'fails when EXPR holds, e.g. "window > 5s" (figures: window, stale, '
-                                               'estale, first_new; see lab/predicate.py); errors stay skips')
+                                               'estale, first_new; see lab/bisect/predicate.py); errors stay skips')
 
 
 def _settings(repeat: int, flaky: str, terms: str):
-    from .bisect import Settings, parse_flaky, parse_terms
+    from ..bisect import Settings, parse_flaky, parse_terms
     try:
         chosen = parse_terms(terms)
     except ValueError as e:
@@ -68,7 +65,7 @@ def _settings(repeat: int, flaky: str, terms: str):
 
 def _predicate(text: Optional[str]):
     """--bad-if's expression, or None for the strict verdict."""
-    from .predicate import parse
+    from ..bisect.predicate import parse
     if text is None:
         return None
     try:
@@ -79,16 +76,16 @@ def _predicate(text: Optional[str]):
 
 def _predicate_note(predicate) -> str:
     return (f'A run fails when `{predicate}` holds on its figures and passes when it does not (--bad-if; '
-            f'lab/predicate.py defines them); a lab error is still a skip.')
+            f'lab/bisect/predicate.py defines them); a lab error is still a skip.')
 
 
 def _matrix(path: Optional[Path]):
-    from .spec import load_matrix
-    return load_matrix(_matrix_path(path))
+    from ..spec import load_matrix
+    return load_matrix(matrix_path(path))
 
 
 def _cell(text: str, matrix):
-    from .bisect import parse_cell
+    from ..bisect import parse_cell
     try:
         return parse_cell(text, matrix.axes)
     except ValueError as e:
@@ -97,7 +94,7 @@ def _cell(text: str, matrix):
 
 def _report_dir(report: Optional[Path]) -> Path:
     """A fresh directory: steps of two bisects in one step log would make one report of both."""
-    from .results import new_run_id
+    from ..results import new_run_id
     directory = report or Path("runs") / f"bisect-{new_run_id()}"
     if (directory / "steps.jsonl").exists():
         raise Usage(f"--report {directory}: already holds a bisect (steps.jsonl); choose another directory")
@@ -108,7 +105,7 @@ def _report_dir(report: Optional[Path]) -> Path:
 def _show_step(step) -> None:
     """One line per step. Its text is the build's, git's or the lab's own words (make errors hold `[file:line:
     target]`, commit subjects `[media]`): logged as it is, never parsed."""
-    from .bisect import short_name
+    from ..bisect import short_name
     logger.info("%s %s%s: %s (%s; build %s %.0fs; %.0fs)", step.phase, short_name(step.candidate),
                 f" {step.title}" if step.title else "", step.term, step.why, step.build.get("result"),
                 step.build.get("seconds", 0), step.seconds)
@@ -125,7 +122,7 @@ def _recorder(log):
 @contextmanager
 def _interruptible():
     """Ctrl-C and SIGTERM end a bisect like `lab run`: tear down, keep what was logged, exit 130."""
-    before = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    before = {sig: signal.signal(sig, raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     except KeyboardInterrupt:
@@ -137,7 +134,7 @@ def _interruptible():
 
 
 def _publish(report, directory: Path) -> None:
-    from .bisect import write_report
+    from ..bisect import write_report
     md, _ = write_report(report, directory)
     out.print(md.read_text(), highlight=False, markup=False, soft_wrap=True)   # table rows stay whole
     out.print(f"report: {md} (+ report.json, steps.jsonl)", markup=False)
@@ -157,10 +154,10 @@ def bisect_versions(cell: Optional[str] = typer.Option(None, "--cell", help="the
                     matrix: Optional[Path] = MatrixOpt, report: Optional[Path] = ReportOpt,
                     keep_host: bool = KeepHostOpt, bad_if: Optional[str] = BadIfOpt):
     """Binary search over an ordered list of kernel specs for the first one whose cell verdict is like --bad's."""
-    from .bisect import StepLog, bisect_versions as run_bisect
-    from .host import require_root
-    from .probes import CellProbe, with_kernels
-    from .results import RunDir
+    from ..bisect import StepLog, bisect_versions as run_bisect
+    from ..host import require_root
+    from ..probes import CellProbe, with_kernels
+    from ..results import RunDir
     m = _matrix(matrix)
     settings = _settings(repeat, flaky, terms)
     predicate = _predicate(bad_if)
@@ -201,7 +198,7 @@ def bisect_versions(cell: Optional[str] = typer.Option(None, "--cell", help="the
 
 def _versions_requests(m, cell, good, bad, kernels, from_changes, terms):
     """The bisects asked for: one from the options, or each one changes.json proposes (with notes on the rest)."""
-    from .bisect import VersionsRequest, load_changes, parse_cell, versions_range
+    from ..bisect import VersionsRequest, load_changes, parse_cell, versions_range
     if from_changes is not None:
         if any(v is not None for v in (cell, good, bad, kernels)):
             raise Usage("--from-changes takes cells and ranges from the file: leave out --cell, --good, --bad and "
@@ -230,7 +227,7 @@ def _versions_requests(m, cell, good, bad, kernels, from_changes, terms):
 
 def _git_plan(m, cell: str, base: Optional[str], scope: Optional[str]):
     """(the base spec, the cell's params) for a commit bisect, checked before git or the lab is touched."""
-    from .probes import SCOPES, commit_kernel, with_kernels
+    from ..probes import SCOPES, commit_kernel, with_kernels
     kernel_name, params = _cell(cell, m)
     if base and kernel_name and base != kernel_name:
         raise Usage(f"--cell names kernel {kernel_name} but --base is {base}: give one of them")
@@ -252,7 +249,7 @@ def _git_plan(m, cell: str, base: Optional[str], scope: Optional[str]):
 
 
 def _repo(path: Path):
-    from .gitbisect import GitError, Repo
+    from ..bisect.git import GitError, Repo
     try:
         return Repo(path).check()
     except GitError as e:
@@ -272,11 +269,11 @@ def bisect_git(repo: Path = typer.Option(..., "--repo", help="a git work tree of
                keep_host: bool = KeepHostOpt, bad_if: Optional[str] = BadIfOpt):
     """`git bisect run` over commits: each step builds the commit and runs the cell (lab bisect-step); the culprit is
     then confirmed against its parent, a report written, and the bisect reset."""
-    from .bisect import StepLog, params_label
-    from .gitbisect import GitError, bisect_commits
-    from .host import require_root
-    from .probes import CellProbe, commit_probe, use_tree
-    from .results import RunDir
+    from ..bisect import StepLog, params_label
+    from ..bisect.git import GitError, bisect_commits
+    from ..host import require_root
+    from ..probes import CellProbe, commit_probe, use_tree
+    from ..results import RunDir
     m = _matrix(matrix)
     settings = _settings(repeat, flaky, terms)
     predicate = _predicate(bad_if)
@@ -298,11 +295,9 @@ def bisect_git(repo: Path = typer.Option(..., "--repo", help="a git work tree of
     crash.save_into(directory)
     steps = StepLog(directory / "steps.jsonl")
     use_tree(r.path)
-    step_argv = step_command(r.path, params, spec.name, settings, steps.path, directory / "cells", m.path, scope,
+    step_argv = gitbisect.step_command(r.path, params, spec.name, settings, steps.path, directory / "cells", m.path, scope,
                              str(predicate) if predicate else None)
-    # the step runs `python -m lab` inside the repository: it must import this very lab, installed or not
-    here = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p))
+    env = gitbisect.step_env()
     cell_probe = CellProbe(m, params, RunDir(directory / "cells"), progress=logger.info, predicate=predicate)
     with _interruptible():
         try:
@@ -322,19 +317,6 @@ def bisect_git(repo: Path = typer.Option(..., "--repo", help="a git work tree of
     raise typer.Exit(result.exit_code)
 
 
-def step_command(repo: Path, params: dict, base: str, settings, log: Path, runs: Path, matrix: Path,
-                 scope: Optional[str], bad_if: Optional[str] = None) -> list[str]:
-    """What `git bisect run` runs for each commit: this interpreter's `lab bisect-step`, every path absolute (git
-    runs it inside the repository), --keep-host (the host outlives the steps; `lab bisect git` releases it), and
-    --bad-if when the runs are judged by a predicate."""
-    from .bisect import params_label
-    return [sys.executable, "-m", "lab", "bisect-step", "--repo", str(repo.resolve()), "--cell", params_label(params),
-            "--base", base, "--terms", settings.terms.key, "--repeat", str(settings.repeat), "--flaky",
-            settings.flaky, "--log", str(log.resolve()), "--runs", str(runs.resolve()), "--matrix",
-            str(matrix.resolve()), "--keep-host", *(["--scope", scope] if scope else []),
-            *(["--bad-if", bad_if] if bad_if else [])]
-
-
 @app.command("bisect-step")
 def bisect_step(repo: Path = typer.Option(..., "--repo"), cell: str = typer.Option(..., "--cell"),
                 base: str = typer.Option(..., "--base"), scope: Optional[str] = typer.Option(None, "--scope"),
@@ -346,8 +328,8 @@ def bisect_step(repo: Path = typer.Option(..., "--repo"), cell: str = typer.Opti
     """One step of `git bisect run` (lab bisect git runs it): build the commit under test and run the cell N times.
     Exit 0 good (old), 1 bad (new), 125 skip (failed build, lab ERROR, disagreeing runs), 128 abort the bisect (bad
     input, or the lab itself cannot run)."""
-    from .bisect import EXIT_ABORT
-    from .gitbisect import GitError
+    from ..bisect import EXIT_ABORT
+    from ..bisect.git import GitError
     crash.save_into(log.parent)   # a traceback goes into the bisect's directory, next to its step log
     try:
         code = _bisect_step(repo, cell, base, scope, terms, repeat, flaky, log, runs, matrix, keep_host, bad_if)
@@ -365,11 +347,11 @@ def bisect_step(repo: Path = typer.Option(..., "--repo"), cell: str = typer.Opti
 
 
 def _bisect_step(repo, cell, base, scope, terms, repeat, flaky, log, runs, matrix, keep_host, bad_if=None) -> int:
-    from .bisect import EXIT_CODES, StepLog, run_step
-    from .gitbisect import Repo
-    from .host import require_root
-    from .probes import CellProbe, commit_probe, use_tree
-    from .results import RunDir
+    from ..bisect import EXIT_CODES, StepLog, run_step
+    from ..bisect.git import Repo
+    from ..host import require_root
+    from ..probes import CellProbe, commit_probe, use_tree
+    from ..results import RunDir
     m = _matrix(matrix)
     settings = _settings(repeat, flaky, terms)
     predicate = _predicate(bad_if)
@@ -388,71 +370,3 @@ def _bisect_step(repo, cell, base, scope, terms, repeat, flaky, log, runs, matri
     StepLog(log).append(step)
     _show_step(step)
     return EXIT_CODES[step.result]
-
-
-# ---- the CI chain ------------------------------------------------------------------------------------------------
-
-@app.command()
-def compare(baseline: Path = typer.Argument(..., help="the baseline run directory (the last scheduled run's)"),
-            new: Path = typer.Argument(..., help="the run directory to compare with it"),
-            output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the changes here as JSON "
-                                                  "(for `lab bisect versions --from-changes`)"),
-            kernels: Optional[str] = typer.Option(None, "--kernels", "-k", help="the kernel series to propose "
-                                                  "bisects along, oldest first (default: the new run's rows by "
-                                                  "release version)"),
-            allow_missing_baseline: bool = typer.Option(False, "--allow-missing-baseline", help="a missing baseline "
-                                                        "(the first scheduled run) means nothing to compare: exit 0"),
-            flaky: str = typer.Option("skip", "--flaky", help="a flaky cell (its runs disagree) on either side: skip "
-                                      "(default: reported, not a change, no bisect) | pass | fail | majority (count "
-                                      "it as that, then compare)")):
-    """List the cells whose verdict changed between two runs (pass ↔ fail). Exit 1 if any did, else 0. An error or
-    a skip on either side is reported as "no data", a flaky cell as flaky; neither is a change. Bisects are proposed
-    along the kernels ordered by release version."""
-    from .aggregate import FLAKY_POLICIES
-    from .compare import Comparison, compare as compare_runs, series_of
-    from .results import RunDir, write_atomic
-    if flaky not in FLAKY_POLICIES:
-        raise Usage(f"--flaky: unknown policy '{flaky}' (allowed: {', '.join(FLAKY_POLICIES)})")
-    if not new.is_dir():
-        raise Usage(f"{new}: no such run directory")
-    if output:
-        _output_file(output, "--output", "changes.json")
-    after = RunDir(new)
-    if not baseline.is_dir():
-        if not allow_missing_baseline:
-            raise Usage(f"{baseline}: no such run directory (--allow-missing-baseline for a first run)")
-        logger.info("no baseline at %s: nothing to compare (a first run?)", baseline)
-        result = Comparison(str(baseline), str(new), [])
-    else:
-        records = after.runs()
-        series = [k.strip() for k in kernels.split(",") if k.strip()] if kernels else series_of(records, after.meta())
-        result = compare_runs(RunDir(baseline).runs(), records, series, str(baseline), str(new), flaky=flaky)
-    for line in result.lines():
-        out.print(line, highlight=False, markup=False, soft_wrap=True)   # one line per cell, for grep
-    if output:
-        try:
-            write_atomic(output, json.dumps(result.to_dict(), indent=1, ensure_ascii=False) + "\n")
-        except OSError as e:
-            raise Usage(f"--output {output}: cannot write it: {e.strerror}") from None
-    raise typer.Exit(1 if result.changed else 0)
-
-
-@app.command("fetch-baseline")
-def fetch_baseline(url: str = typer.Argument(..., help="a zip archive, e.g. GitLab's artifacts of the last "
-                                              "successful `table` job of this branch"),
-                   dest: Path = typer.Option(Path("baseline"), "--dest", help="unpack here"),
-                   header: list[str] = typer.Option([], "--header", "-H", help="'Name: value', e.g. "
-                                                    "'JOB-TOKEN: $CI_JOB_TOKEN'")):
-    """Download and unpack the last baseline run. None there yet (HTTP 404, a first run) is not an error."""
-    from .baseline import fetch, parse_header
-    try:
-        headers = dict(parse_header(h) for h in header)
-    except ValueError as e:
-        raise Usage(f"--header: {e}") from None
-    if not url.startswith(("https://", "http://", "file://")):
-        raise Usage(f"bad URL '{url}' (allowed: https://, http://, file://)")
-    _output_dir(dest, "a directory to unpack into")
-    if fetch(url, dest, headers):
-        logger.info("baseline unpacked into %s", dest)
-    else:
-        logger.info("no baseline at %s (HTTP 404): nothing to compare with yet", url)

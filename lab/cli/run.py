@@ -1,0 +1,207 @@
+"""`lab list`, `lab run`, `lab table`, `lab merge`: the matrix's cells, running them, and the run's table.
+
+Exit codes of `lab run`: 0 every cell as history expects; 1 a kernel result contradicts kernels/*.yaml
+(regression, unexpected pass, or a flaky cell where a pass is expected); 3 lab errors (no kernel result for some
+cells); 2 bad input; 130 interrupted. A cell's runs add up by lab/aggregate.py's rule, as everywhere else.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from .. import crash
+from ..aggregate import run_exit_code
+from ..log import log
+from .common import (CellOpt, KernelsOpt, MatrixOpt, Usage, app, load_cells, out, output_dir, output_file,
+                     raise_interrupt, write_output)
+
+
+@app.command("list")
+def list_cells(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
+               cell: Optional[list[str]] = CellOpt,
+               as_json: bool = typer.Option(False, "--json", help="machine-readable list")):
+    """List the cells of the matrix (ids like debian-6.1/vers=4.0/leases=on) with what history expects."""
+    m, cells = load_cells(matrix, kernels, cell)
+    rows = [{"id": c.id, "kernel": c.kernel, "params": c.params, "expected": m.kernel(c.kernel).expected(c.params),
+             "source": m.kernel(c.kernel).source_kind} for c in cells]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    for r in rows:
+        out.print(f"{r['id']:48} expect {r['expected']:4}  ({r['source']})", markup=False)
+    out.print(f"{len(rows)} cells, {len({r['kernel'] for r in rows})} kernels", markup=False)
+
+
+@app.command()
+def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt, cell: Optional[list[str]] = CellOpt,
+        runs: Path = typer.Option(Path("runs"), help="where run directories are created"),
+        resume: Optional[Path] = typer.Option(None, help="continue this run directory: finished cells are kept"),
+        repeats: Optional[int] = typer.Option(None, "--repeats", help="runs per cell (default: the matrix's "
+                                              "experiment.repeats; with --resume, the resumed run's)"),
+        keep_host: bool = typer.Option(False, help="leave the lab namespace and libvirtd running afterwards"),
+        keep: bool = typer.Option(False, "--keep", help="leave the last cell's topology up, as the cell left it, "
+                                  "to debug in place (`lab ssh`, `lab down`); not after Ctrl-C")):
+    """Run the matrix on real VMs and print the compatibility table (also written to the run directory)."""
+    from .. import preflight
+    m, cells = load_cells(matrix, kernels, cell)
+    if resume and not resume.is_dir():
+        raise Usage(f"--resume {resume}: no such run directory (fix: give one that `lab run` made, e.g. "
+                    f"{runs}/<run-id>)")
+    if repeats is not None and repeats < 1:
+        raise Usage(f"--repeats {repeats}: a cell runs at least once (allowed: a whole number >= 1)")
+    # before anything exists: a host that is not ready leaves no empty run directory
+    preflight.check("run", capture=m.experiment.capture)
+    preflight.check_kernels(m, list(dict.fromkeys(c.kernel for c in cells)))
+    # imported after the check: python-vagrant logs a warning of its own at import when vagrant is missing
+    from ..aggregate import cells_of
+    from ..cleanup import release
+    from ..log import live_console
+    from ..progress import RunProgress
+    from ..results import RunDir
+    from ..runner import Runner, experiment_meta, runs_to_do
+    from ..render.tables import context_for, spec_meta, write_tables
+    run_dir = RunDir(resume) if resume else RunDir.create(runs)
+    repeats = repeats or (run_dir.meta().get("repeats") if resume else None) or m.experiment.repeats
+    done = run_dir.finished_runs() if resume else set()
+    todo = runs_to_do(cells, repeats, done)
+    started = time.monotonic()
+    run_dir.write_meta({**run_dir.meta(), "matrix": str(m.path), "kernels": [k.name for k in m.kernels],
+                        "axes": m.axes, "server": m.server, "command": " ".join(["lab", *sys.argv[1:]]),
+                        "run_id": run_dir.run_id, "started": run_dir.meta().get("started") or _now(),
+                        "repeats": repeats, "experiment": experiment_meta(m, repeats), "specs": spec_meta(m)})
+    crash.save_into(run_dir.path)   # a crash from here on leaves its traceback with the run
+    left = len({c.id for c, _ in todo})
+    runs_note = f" ({len(todo)} runs, {repeats} a cell)" if repeats > 1 else ""
+    log.info("run %s: %d cells to run%s%s", run_dir.path, left, runs_note,
+             f", {len(cells) - left} already done" if len(cells) > left else "")
+    shown = RunProgress(todo, repeats, log, console=live_console())
+    runner = Runner(m, run_dir, progress=shown.phase)
+    # both explicitly: a process started from a non-interactive shell in the background inherits SIGINT ignored
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, raise_interrupt)
+    interrupted, kept = False, None
+    try:
+        with shown:
+            for cell, k in todo:
+                shown.start(cell, k)
+                shown.done(cell, k, runner.run_cell(cell, k, repeats))
+    except KeyboardInterrupt:
+        interrupted = True
+        log.warning("interrupted: tearing down (finished cells are kept; resume with --resume)")
+    finally:
+        kept = runner.close(keep=True) if keep and not interrupted else runner.close()
+        release(runner.host, run_dir.path, keep_host)
+    run_dir.write_meta({**run_dir.meta(), "finished": _now(), "wall_s": round(time.monotonic() - started)})
+    records = write_tables(run_dir)
+    context = context_for(run_dir, cwd=os.getcwd())
+    _show_table(out, records, run_dir.meta(), context)
+    out.print(f"run directory: {run_dir.path}", markup=False)
+    if kept is not None:
+        out.print(f"kept: {kept.kernel_name} (topology {kept.lab_id}): lab ssh {kept.kernel_name} alice | "
+                  f"lab down {kept.kernel_name}", soft_wrap=True, markup=False)
+    elif keep and not interrupted:
+        log.warning("--keep: no topology left to keep (the last cell's was torn down after a lab error)")
+    if interrupted:
+        raise typer.Exit(130)
+    raise typer.Exit(run_exit_code(cells_of(records)))
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+
+
+@app.command()
+def table(run_dir: Path = typer.Argument(..., help="a run directory (runs/<run-id>)"),
+          fmt: str = typer.Option("md", "--format", "-f", help="md | html | json | junit | terminal (the table "
+                                  "`lab run` prints, with the rerun commands of the mismatching cells)"),
+          output: Optional[Path] = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
+          baseline: Optional[Path] = typer.Option(None, "--baseline", help="a run directory to compare with (as "
+                                                  "`lab compare` does): the cells whose verdict changed are marked"),
+          for_docs: bool = typer.Option(False, "--for-docs", help="for a committed page: no links to the run's logs "
+                                        "and captures (they are not committed), no paths of this machine"),
+          fail_on: str = typer.Option("none", "--fail-on", help="exit 1 after rendering if the table has any of "
+                                      "these, comma-separated: regression, unexpected-pass, flaky, error, skip "
+                                      "(default: none, exit 0)")):
+    """Render a run's compatibility table; with --fail-on, also be the gate that decides pass/fail (exit 1)."""
+    from ..aggregate import cells_of
+    from ..render import FAIL_ON, FORMATS, fail_on_hits, render
+    from ..results import RunDir
+    from ..render.tables import context_for
+    if fmt not in (*FORMATS, "terminal"):
+        raise Usage(f"unknown format '{fmt}' (allowed: {', '.join(FORMATS)}, terminal)")
+    gate = parse_fail_on(fail_on, FAIL_ON)
+    if not run_dir.is_dir():
+        raise Usage(f"{run_dir}: no such run directory")
+    if baseline is not None and not baseline.is_dir():
+        raise Usage(f"--baseline {baseline}: no such run directory")
+    if output:
+        output_file(output, "--output")
+    rd = RunDir(run_dir)
+    runs = rd.runs()
+    context = context_for(rd, baseline=baseline, cwd=os.getcwd(), for_docs=for_docs)
+    if fmt == "terminal":
+        text = _terminal_text(runs, rd.meta(), context, output is None)
+    else:
+        text = render(runs, fmt, meta=rd.meta(), context=context)
+    if output:
+        write_output(output, text)
+    else:
+        sys.stdout.write(text)
+    hits = fail_on_hits(cells_of(runs), gate)
+    if hits:
+        print(f"lab table: --fail-on: {', '.join(f'{n} {name}' for name, n in hits.items())}", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+def _terminal_text(records, meta: dict, context, colour: bool) -> str:
+    """What `lab run` prints after its runs: the rich table, then the rerun commands of the mismatching cells."""
+    console = Console(width=out.width, record=True, markup=False, emoji=False, highlight=False,
+                      force_terminal=colour and sys.stdout.isatty(), file=io.StringIO())
+    _show_table(console, records, meta, context)
+    return console.export_text(styles=colour and sys.stdout.isatty())
+
+
+def _show_table(console: Console, records, meta: dict, context) -> None:
+    """The rich table, then the rerun commands of the cells that did not go as history expects: what `lab run`
+    prints at its end and `lab table -f terminal` renders."""
+    from ..render import rerun_lines, render_terminal
+    console.print(render_terminal(records, meta=meta, context=context))
+    reruns = rerun_lines(records, meta, context)
+    if reruns:
+        console.print(RERUN_HEADER, markup=False)
+        for line in reruns:
+            console.print(f"  {line}", soft_wrap=True, markup=False)
+
+
+RERUN_HEADER = "to rerun the cells that did not go as history expects:"
+
+
+def parse_fail_on(text: str, allowed: tuple[str, ...]) -> set[str]:
+    """`regression,flaky` → {"regression", "flaky"}; `none` (or nothing) → no gate."""
+    names = {name.strip() for name in text.split(",") if name.strip()} - {"none"}
+    unknown = sorted(names - set(allowed))
+    if unknown:
+        raise Usage(f"--fail-on: unknown category '{unknown[0]}' (allowed: none, {', '.join(allowed)})")
+    return names
+
+
+@app.command()
+def merge(dest: Path = typer.Argument(..., help="the merged run directory (created)"),
+          sources: list[Path] = typer.Argument(..., help="run directories to merge (xdist workers, CI shards)")):
+    """Merge run directories into one; the latest result of a cell wins."""
+    from ..results import merge as merge_runs
+    for s in sources:
+        if not s.is_dir():
+            raise Usage(f"{s}: no such run directory")
+    output_dir(dest, "a run directory")
+    merged = merge_runs(dest, sources)
+    log.info("%d cells in %s", len(merged.records()), merged.path)
