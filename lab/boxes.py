@@ -81,7 +81,7 @@ def box_inputs(home: LabHome) -> dict:
         "suite": SUITE,
         "packages": sorted(PACKAGES),
         "initrd_modules": list(BOOT_MODULES),
-        # the files baked into the box (provisioning templates for distribution boxes are not)
+        # the files baked into the box (a .j2 is skipped: the templates live in lab/templates/)
         "guest": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(GUEST.iterdir())
                   if p.is_file() and not p.name.endswith(".j2")},
         # nfslab's own readers: their source is hashed above with guest/, their compile lines here

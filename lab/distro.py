@@ -13,7 +13,8 @@ from pathlib import Path
 
 import jinja2
 
-TEMPLATES = Path(__file__).parent / "guest"
+from .paths import TEMPLATES
+
 INSECURE_KEY = Path("/usr/share/rubygems-integration/all/gems/vagrant-2.3.4/keys/vagrant")
 
 
@@ -21,7 +22,7 @@ INSECURE_KEY = Path("/usr/share/rubygems-integration/all/gems/vagrant-2.3.4/keys
 class Family:
     name: str
     package_pattern: str          # a kernel package of this family
-    template: str                 # provisioning script template in lab/guest/
+    template: str                 # provisioning script template in lab/templates/
 
     def release(self, package: str) -> str:
         raise NotImplementedError

@@ -21,9 +21,11 @@ PACKAGE = Path(__file__).resolve().parent
 DEFAULT_MATRIX = PACKAGE / "data" / "matrix.yaml"
 #: The kernel specs (with their patches/ and config/) of a matrix that has no kernels/ beside or above it.
 KERNELS = PACKAGE / "data" / "kernels"
-VAGRANTFILE_TEMPLATE = PACKAGE / "templates" / "Vagrantfile.j2"
-#: The HTML compatibility table (lab/report_html.py renders it).
-REPORT_TEMPLATE = PACKAGE / "templates" / "report.html.j2"
+#: Every Jinja2 template the lab renders: the Vagrantfile, the HTML table, distribution boxes' provisioning.
+TEMPLATES = PACKAGE / "templates"
+VAGRANTFILE_TEMPLATE = TEMPLATES / "Vagrantfile.j2"
+#: The HTML compatibility table (lab/render/html.py renders it).
+REPORT_TEMPLATE = TEMPLATES / "report.html.j2"
 
 
 @dataclass(frozen=True)
