@@ -9,7 +9,7 @@
 #    $NFSLAB_HOME/config.yaml, the kernel cache, else kernel.org (lab/tarballs.py).
 # 2. `lab bisect git --bad-if "window > 5s"` over base..tip: each step builds the commit (mainline-4.19's config,
 #    full scope, ccache), boots server + alice + bob on it and runs mainline-4.19/vers=4.1/leases=on 3 times. A run
-#    is bad when old data or ESTALE lasted more than 5 s after the rename, or never ended (lab/predicate.py), and
+#    is bad when old data or ESTALE lasted more than 5 s after the rename, or never ended (lab/bisect/predicate.py), and
 #    good otherwise: the strict verdict cannot ask this, it already fails 4.19.1 + be189f7e on one ESTALE read.
 #    Runs that disagree or a lab error make a skip; the culprit is then rerun 3 times against its parent.
 # 3. KernelCI's revert check. The culprit is reverted on tip (`git revert --no-commit` in a scratch work tree of
