@@ -12,7 +12,8 @@ from ..bisect import EXIT_ABORT
 from ..errors import HostNotReady, LabError
 from ..log import log
 from ..spec import SpecError
-from . import bisect, ci, machines, run, setup  # noqa: F401  (each registers its commands on app)
+# in the order `lab --help` lists them
+from . import setup, run, machines, bisect, ci  # noqa: F401,I001  (each registers its commands on app)
 from .common import Usage, app
 
 

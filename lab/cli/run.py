@@ -1,4 +1,4 @@
-"""`lab list`, `lab run`, `lab table`, `lab merge`: the matrix's cells, running them, and the run's table.
+"""`lab run`, `lab table`, `lab merge`: running the matrix's cells, and the run's table.
 
 Exit codes of `lab run`: 0 every cell as history expects; 1 a kernel result contradicts kernels/*.yaml
 (regression, unexpected pass, or a flaky cell where a pass is expected); 3 lab errors (no kernel result for some
@@ -7,7 +7,6 @@ cells); 2 bad input; 130 interrupted. A cell's runs add up by lab/aggregate.py's
 from __future__ import annotations
 
 import io
-import json
 import os
 import signal
 import sys
@@ -23,22 +22,6 @@ from ..aggregate import run_exit_code
 from ..log import log
 from .common import (CellOpt, KernelsOpt, MatrixOpt, Usage, app, load_cells, out, output_dir, output_file,
                      raise_interrupt, write_output)
-
-
-@app.command("list")
-def list_cells(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
-               cell: Optional[list[str]] = CellOpt,
-               as_json: bool = typer.Option(False, "--json", help="machine-readable list")):
-    """List the cells of the matrix (ids like debian-6.1/vers=4.0/leases=on) with what history expects."""
-    m, cells = load_cells(matrix, kernels, cell)
-    rows = [{"id": c.id, "kernel": c.kernel, "params": c.params, "expected": m.kernel(c.kernel).expected(c.params),
-             "source": m.kernel(c.kernel).source_kind} for c in cells]
-    if as_json:
-        out.print_json(json.dumps(rows))
-        return
-    for r in rows:
-        out.print(f"{r['id']:48} expect {r['expected']:4}  ({r['source']})", markup=False)
-    out.print(f"{len(rows)} cells, {len({r['kernel'] for r in rows})} kernels", markup=False)
 
 
 @app.command()

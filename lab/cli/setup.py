@@ -1,17 +1,36 @@
-"""`lab init`, `lab setup`, `lab doctor`, `lab box build`: preparing this host and a project directory."""
+"""`lab list`, `lab init`, `lab setup`, `lab doctor`, `lab box build`: before a run, the matrix's cells, a project
+directory, and this host."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from ..errors import HostNotReady
 from ..log import log
 from ..paths import DEFAULT_MATRIX, LabHome
-from .common import Usage, app, box_app
+from .common import CellOpt, KernelsOpt, MatrixOpt, Usage, app, box_app, load_cells, out
+
+
+@app.command("list")
+def list_cells(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
+               cell: Optional[list[str]] = CellOpt,
+               as_json: bool = typer.Option(False, "--json", help="machine-readable list")):
+    """List the cells of the matrix (ids like debian-6.1/vers=4.0/leases=on) with what history expects."""
+    m, cells = load_cells(matrix, kernels, cell)
+    rows = [{"id": c.id, "kernel": c.kernel, "params": c.params, "expected": m.kernel(c.kernel).expected(c.params),
+             "source": m.kernel(c.kernel).source_kind} for c in cells]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    for r in rows:
+        out.print(f"{r['id']:48} expect {r['expected']:4}  ({r['source']})", markup=False)
+    out.print(f"{len(rows)} cells, {len({r['kernel'] for r in rows})} kernels", markup=False)
 
 
 @app.command()

@@ -246,7 +246,7 @@ def crash_file(line: str) -> Path:
 def test_a_crash_is_one_line_exit_70_and_a_traceback_file(lab_cli, monkeypatch):
     import os
 
-    from lab.cli import run as cli
+    from lab.cli import setup as cli
     monkeypatch.setattr(cli, "load_cells", boom)
     r = lab_cli("list")
     assert r.returncode == 70
@@ -263,7 +263,7 @@ def test_a_crash_is_one_line_exit_70_and_a_traceback_file(lab_cli, monkeypatch):
 
 
 def test_verbose_shows_the_traceback_too(lab_cli, monkeypatch):
-    from lab.cli import run as cli
+    from lab.cli import setup as cli
     monkeypatch.setattr(cli, "load_cells", boom)
     r = lab_cli("-v", "list")
     assert r.returncode == 70
