@@ -12,13 +12,16 @@ from __future__ import annotations
 import concurrent.futures
 import ctypes
 import json
+import os
 import secrets
 import shutil
 import signal
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import jinja2
 import vagrant
@@ -29,7 +32,7 @@ from .host import LIBVIRT_URI, POOL, Host
 from .paths import PREFIX, VAGRANTFILE_TEMPLATE, LabHome
 from .proc import log_line
 from .spec import Timeouts
-from .state import StateFile
+from .state import StateFile, locked
 
 SERVER, ALICE, BOB = "server", "alice", "bob"
 #: last octet of each machine on the NFS network (one place for the IP plan)
@@ -226,7 +229,13 @@ class SshTarget:
 
 @dataclass
 class LiveTopology:
-    """A topology that exists: its dir, state file, Vagrant handle; created by `create()`."""
+    """A topology that exists: its dir, state file, Vagrant handle; created by `create()`.
+
+    What a variant may change is named here, so that it changes no step of the lifecycle: the Vagrantfile
+    (`vagrantfile`), a network's libvirt XML (`network_definition`) and the options of `vagrant up` (`UP_OPTIONS`).
+    bench/stock_box.py's baseline is such a variant."""
+
+    UP_OPTIONS: ClassVar[dict] = {"no_provision": True}   # provisioning is the explicit step below, when needed
 
     topology: Topology
     host: Host
@@ -251,7 +260,7 @@ class LiveTopology:
         t = self.topology
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state.set("topology", {"lab_id": t.lab_id, "kernel": t.kernel_name, "dir": str(self.dir)})
-        (self.dir / "Vagrantfile").write_text(render_vagrantfile(t))
+        (self.dir / "Vagrantfile").write_text(self.vagrantfile())
         for net, dhcp in ((t.mgmt, True), (t.nfs, False)):
             self._define_network(net, dhcp)
         for d in t.domains:
@@ -259,7 +268,8 @@ class LiveTopology:
         progress(f"vagrant up {', '.join(m.name for m in t.machines)}")
         started = time.monotonic()
         try:
-            self.vagrant(timeout=t.boot_timeout + 120).up(provider="libvirt", no_provision=True)
+            with box_upload_guard(self.host, sorted({t.box, *(m.box for m in t.machines if m.box)})):
+                self.vagrant(timeout=t.boot_timeout + 120).up(provider="libvirt", **self.UP_OPTIONS)
         except subprocess.TimeoutExpired:
             raise LabError("topology: vagrant up", f"no ssh after {t.boot_timeout + 120}s", self.log) from None
         except subprocess.CalledProcessError as e:
@@ -270,6 +280,12 @@ class LiveTopology:
         self.timings["up"] = time.monotonic() - started
         self.targets = self._ssh_targets()
         return self
+
+    def vagrantfile(self) -> str:
+        return render_vagrantfile(self.topology)
+
+    def network_definition(self, net: Network, dhcp: bool) -> str:
+        return network_xml(net, dhcp)
 
     def _provision_and_reload(self, machines: list[str]) -> None:
         v = self.vagrant(timeout=self.topology.boot_timeout + 1200)
@@ -287,7 +303,7 @@ class LiveTopology:
         existing = self.host.virsh("net-list", "--all", "--name").split()
         if net.name not in existing:
             xml = self.dir / f"{net.name}.xml"
-            xml.write_text(network_xml(net, dhcp))
+            xml.write_text(self.network_definition(net, dhcp))
             self.host.virsh("net-define", str(xml), step="topology: define network")
         if net.name not in self.host.virsh("net-list", "--name").split():
             self.host.virsh("net-start", net.name, step="topology: start network")
@@ -362,8 +378,7 @@ def destroy_recorded(host: Host, topo_dir: Path) -> list[str]:
         if remove_domain(host, d):
             removed.append(f"domain {d}")
         state.forget("domain", d)
-    for vol in host.virsh("vol-list", POOL, check=False).splitlines():
-        name = vol.split()[0] if vol.split() else ""
+    for name in pool_volumes(host):
         if any(name.startswith(d) for d in domains):
             host.virsh("vol-delete", "--pool", POOL, name, check=False)
             removed.append(f"volume {name}")
@@ -376,6 +391,51 @@ def destroy_recorded(host: Host, topo_dir: Path) -> list[str]:
     shutil.rmtree(topo_dir / ".vagrant", ignore_errors=True)
     state.set("destroyed", True)
     return removed
+
+
+def pool_volumes(host: Host) -> list[str]:
+    """The names of the volumes in the lab's storage pool (`virsh vol-list`: Name Path); none if libvirtd is not
+    answering."""
+    return [line.split()[0] for line in host.virsh("vol-list", POOL, check=False).splitlines() if line.split()]
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A topology that has a name, a slot and a state file, and nothing else yet."""
+
+    lab_id: str
+    slot: int
+    dir: Path
+
+
+def reserve(home: LabHome, run: Path | str) -> Reservation:
+    """A new topology's id, slot and state file, written before any of its resources exists: the slot (under a lock,
+    so concurrent runners never share a /24), the run it belongs to, and this process's pid (a dead pid marks it
+    orphaned after a SIGKILL: lab/cleanup.py `clean_orphans`)."""
+    lab_id = new_lab_id()
+    topo_dir = home.topologies / lab_id
+    state = StateFile(topo_dir / "state.json")
+    with locked(home.topologies / ".slots.lock"):
+        slot = allocate_slot(home)
+        state.set("slot", slot)
+    state.set("run", str(run))
+    state.set("pid", os.getpid())
+    return Reservation(lab_id, slot, topo_dir)
+
+
+@contextmanager
+def box_upload_guard(host: Host, boxes: list[str]):
+    """Around `vagrant up`: the first topology to use a box uploads it into the pool as a base volume, and two
+    uploads of one box at once collide (vagrant-libvirt #278, "Volume for domain is already created"). So while
+    a box has no volume, an up holds a lock that the next one waits for; once all have one, ups run side by side."""
+    prefixes = [box.replace("/", "-VAGRANTSLASH-") for box in boxes]
+    with locked(host.home.state / "box-upload.lock"):
+        volumes = pool_volumes(host)
+        uploaded = all(any(name.startswith(p) for name in volumes) for p in prefixes)
+        if not uploaded:
+            yield
+    if uploaded:
+        yield
 
 
 def allocate_slot(home: LabHome) -> int:
