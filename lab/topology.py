@@ -412,10 +412,12 @@ def reserve(home: LabHome, run: Path | str) -> Reservation:
     """A new topology's id, slot and state file, written before any of its resources exists: the slot (under a lock,
     so concurrent runners never share a /24), the run it belongs to, and this process's pid (a dead pid marks it
     orphaned after a SIGKILL: lab/cleanup.py `clean_orphans`)."""
-    lab_id = new_lab_id()
-    topo_dir = home.topologies / lab_id
-    state = StateFile(topo_dir / "state.json")
     with locked(home.topologies / ".slots.lock"):
+        lab_id = new_lab_id()
+        while (home.topologies / lab_id).exists():   # 3 random bytes: rare, but two labs must never share a dir
+            lab_id = new_lab_id()
+        topo_dir = home.topologies / lab_id
+        state = StateFile(topo_dir / "state.json")
         slot = allocate_slot(home)
         state.set("slot", slot)
     state.set("run", str(run))
