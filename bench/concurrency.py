@@ -199,8 +199,8 @@ def summary_lines(result: dict) -> list[str]:
     lines = []
     for name, arm in result["arms"].items():
         cpu, mem = arm["cpu"], arm["memory"]
-        lines.append(f"{name:10} jobs {arm['jobs']:2}  wall {arm['wall_s'] / 60:6.1f} min  CPU busy {cpu['busy_s']:.0f}s "
-                     f"(mean {cpu['mean_cores_busy']} of {cpu['cpus']} cores), max load {mem['max_load_1m']:.1f}  "
+        lines.append(f"{name:10} jobs {arm['jobs']:2}  wall {arm['wall_s'] / 60:6.1f} min  "
+                     f"CPU busy {cpu['busy_s']:.0f}s (mean {cpu['mean_cores_busy']} of {cpu['cpus']} cores), max load {mem['max_load_1m']:.1f}  "
                      f"VM RSS peak {mem['peak_vm_rss_sum_mib']} MiB ({mem['peak_vms']} VMs), MemAvailable min "
                      f"{mem['min_mem_available_mib']} MiB")
     r = result["ratio"]

@@ -1,8 +1,9 @@
 """The benchmark's baseline: a stock systemd Debian box brought up with Vagrant's default settings.
 
 Vagrant Cloud is unreachable here, so the box is built locally, the way a stock box is made: debootstrap
-bookworm with systemd, udev, ifupdown and isc-dhcp-client, a `vagrant` user that trusts Vagrant's public insecure key, password-less sudo, DHCP on eth0. No
-tuning: systemd boots it, initramfs-tools makes its initrd, the kernel command line is the plain one.
+bookworm with systemd, udev, ifupdown and isc-dhcp-client, a `vagrant` user that trusts Vagrant's public insecure
+key, password-less sudo, DHCP on eth0. No tuning: systemd boots it, initramfs-tools makes its initrd, the kernel
+command line is the plain one.
 
 One difference from a Vagrant Cloud box, printed with every result: the box has no bootloader. Its own kernel and
 initramfs-tools initrd are booted through libvirt's kernel boot (as the first measured baseline did), which

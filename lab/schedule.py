@@ -17,7 +17,6 @@ Pure: no I/O; lab/parallel.py runs the shards.
 """
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass
 
