@@ -10,8 +10,8 @@ Parts (run in this order; `--only` picks some):
 - kvm:    what lab.host.detect_accel finds (a real KVM probe) and what the lab's topologies use;
 - build:  the module-only variant (kernels/debian-6.1-nofix.yaml) cold and warm (ccache), and the 4.19 mainline
           rebuild after an edit in fs/nfs; built into a separate lab home (--build-home), never the user's cache;
-- up:     3-VM cold up → all reachable over ssh, the lab's path (LiveTopology.create + Remote.wait_ready, as
-          Runner._boot does it) against a stock systemd box with Vagrant's defaults (bench/stock_box.py);
+- up:     3-VM cold up → all reachable over ssh, the lab's own boot path (lab.kernellab.boot_lab, stopped once
+          every VM answers) against a stock systemd box with Vagrant's defaults (bench/stock_box.py);
 - reset:  between two cells of one kernel: snapshot revert, ssh, NFS ready (nfsd + 2 mounts), against a fresh
           topology per cell (destroy + up + ssh + NFS);
 - cell:   one rename cell end to end through Runner.run_cell on debian-6.1 (passing), on a reused topology;
@@ -308,6 +308,7 @@ class Bench:
         self.notes: list[str] = []
         self.started = time.monotonic()
         self.host = None
+        self.lease = None
         self.box = None
         self.kernel = None
         self.matrix = None
@@ -368,10 +369,12 @@ class Bench:
         from lab.results import RunDir
         from lab.runner import Runner
         self.matrix = bench_matrix()
+        from lab.host import HostLease
         prep = Runner(self.matrix, RunDir.create(self.out, "prepare"), self.home, progress=self.say)
         self.say("lab host: namespace, libvirtd, storage pool")
         prep.prepare()
         self.host, self.box = prep.host, prep.box
+        self.lease = HostLease(self.host).acquire()     # the benchmark's own hold, across its runners' lives
         self.kernel = kernels.check_files(kernels.resolve(self.matrix.kernel(KERNEL), self.home, self.box))
         self.raw["accel"] = self.host.accel
 
@@ -381,73 +384,37 @@ class Bench:
         return Runner(self.matrix, RunDir.create(self.out, tag), self.home, progress=self.say)
 
     def close_runner(self, runner) -> None:
-        runner.close()
-        self.host.register_user()       # Runner.close unregisters this pid; the benchmark still needs the host
+        runner.close()                  # its lease goes; the benchmark's own (self.lease) keeps the host
 
     # ---- topologies ----
-    def _new_topology_dir(self, tag: str) -> tuple[str, int, Path]:
-        from lab import topology
-        from lab.runner import _locked
-        from lab.state import StateFile
-        lab_id = topology.new_lab_id()
-        topo_dir = self.home.topologies / lab_id
-        with _locked(self.home.topologies / ".slots.lock"):
-            slot = topology.allocate_slot(self.home)
-            StateFile(topo_dir / "state.json").set("slot", slot)
-        StateFile(topo_dir / "state.json").set("run", str(self.out / tag))
-        StateFile(topo_dir / "state.json").set("pid", os.getpid())   # a later run removes it if we are killed
-        return lab_id, slot, topo_dir
-
     def boot_lab(self, tag: str):
-        """The lab's cold up, step for step as Runner._boot does it (plan → LiveTopology.create → Remote per VM →
-        wait_ready in parallel), timed; returns a runner.KernelLab and the timings."""
-        from lab import topology
-        from lab.remote import Remote
-        from lab.runner import KernelLab
-        timeouts = self.matrix.timeouts
-        lab_id, slot, topo_dir = self._new_topology_dir(tag)
-        t = topology.plan(lab_id=lab_id, slot=slot, kernel_name=KERNEL, box=self.box.name,
-                          server_kernel=self.kernel, client_kernel=self.kernel, ssh_key=self.home.ssh_key,
-                          driver="kvm" if self.host.accel == "kvm" else "qemu", emulator=self.host.tcg_wrapper,
-                          netns=self.host.netns, boot_timeout=timeouts.boot)
-        live = topology.LiveTopology(t, self.host, topo_dir)
+        """The lab's cold up through its own boot path (lab.kernellab.boot_lab), stopped once every VM answers over
+        ssh; returns the KernelLab and its timings. `finish_boot` does the rest of a boot for the parts that run
+        cells on it."""
+        from lab.kernellab import boot_lab
         upload = not self.box_volume_present(self.box.name)
         started = time.monotonic()
-        try:
-            live.create(progress=self.say)
-            created = time.monotonic()
-            remotes = {name: Remote(name, tgt.address, tgt.port, self.home.ssh_key, self.host.open_socket,
-                                    topo_dir / f"{name}.log", command_timeout=timeouts.command)
-                       for name, tgt in live.targets.items()}
-            lab = KernelLab(live, remotes, self.kernel, timings={"up_s": round(live.timings["up"], 1)},
-                            timeouts=timeouts)
-            lab.timings["ssh_s"] = round(lab._each(lambda r: r.wait_ready(timeouts.ssh)), 2)
-        except BaseException:
-            live.destroy()
-            raise
+        lab = boot_lab(self.host, box=self.box.name, kernel_name=KERNEL, server=self.kernel, client=self.kernel,
+                       timeouts=self.matrix.timeouts, run=self.out / tag, progress=self.say, ready_only=True)
         total = time.monotonic() - started
-        return lab, {"up_to_ssh_s": round(total, 2), "vagrant_up_s": round(live.timings["up"], 2),
-                     "networks_and_ssh_config_s": round(created - started - live.timings["up"], 2),
-                     "ssh_wait_s": lab.timings["ssh_s"], "box_upload_included": upload, "lab_id": lab_id}
+        tm = lab.timings
+        return lab, {"up_to_ssh_s": round(total, 2), "vagrant_up_s": tm["up_s"],
+                     "networks_and_ssh_config_s": round(tm["create_s"] - tm["up_s"], 2), "ssh_wait_s": tm["ssh_s"],
+                     "box_upload_included": upload, "lab_id": lab.live.topology.lab_id}
 
-    def snapshot_like_runner(self, lab) -> None:
-        """The rest of Runner._boot: the kernel check, NFS modules and rpcbind preloaded, the boot snapshot."""
-        from lab import nfs, topology
-        from lab.runner import check_release
-        timeouts = self.matrix.timeouts
-        for name in (topology.ALICE, topology.BOB):
-            check_release(lab.remotes[name], self.kernel.release)
-        nfs.preload_server(lab.server, timeout=timeouts.nfsd)
-        for name in (topology.ALICE, topology.BOB):
-            nfs.preload_client(lab.remotes[name], timeout=timeouts.mount)
-        lab.live.snapshot()
-        lab.fresh = False               # every reset() really reverts
+    @staticmethod
+    def finish_boot(lab) -> None:
+        """The rest of a boot (kernel check, NFS preloaded, the boot snapshot); every reset() then really reverts."""
+        lab.prepare_for_cells()
+        lab.fresh = False
 
     def boot_stock(self, tag: str):
-        lab_id, slot, topo_dir = self._new_topology_dir(tag)
-        t = stock_box.plan(lab_id=lab_id, slot=slot, box=self.stock.name, kernel=self.stock.kernel_files(),
-                           driver="kvm" if self.host.accel == "kvm" else "qemu", netns=self.host.netns)
-        live = stock_box.StockTopology(t, self.host, topo_dir)
+        from lab import topology
+        reserved = topology.reserve(self.home, self.out / tag)
+        t = stock_box.plan(lab_id=reserved.lab_id, slot=reserved.slot, box=self.stock.name,
+                           kernel=self.stock.kernel_files(), driver="kvm" if self.host.accel == "kvm" else "qemu",
+                           netns=self.host.netns)
+        live = stock_box.StockTopology(t, self.host, reserved.dir)
         upload = not self.box_volume_present(self.stock.name)
         started = time.monotonic()
         try:
@@ -460,7 +427,7 @@ class Bench:
         total = time.monotonic() - started
         return live, {"up_to_ssh_s": round(total, 2), "vagrant_up_s": round(live.timings["up"], 2),
                       "networks_and_ssh_config_s": round(created - started - live.timings["up"], 2),
-                      "ssh_wait_s": round(ssh_s, 2), "box_upload_included": upload, "lab_id": lab_id}
+                      "ssh_wait_s": round(ssh_s, 2), "box_upload_included": upload, "lab_id": reserved.lab_id}
 
     def destroy(self, live) -> float:
         started = time.monotonic()
@@ -468,9 +435,8 @@ class Bench:
         return round(time.monotonic() - started, 2)
 
     def box_volume_present(self, box_name: str) -> bool:
-        from lab.host import POOL
-        return any(line.split()[0].startswith(box_name) for line in
-                   self.host.virsh("vol-list", POOL, check=False).splitlines() if line.split())
+        from lab.topology import pool_volumes
+        return any(name.startswith(box_name) for name in pool_volumes(self.host))
 
     # ---- parts ----
     def part_kvm(self) -> None:
@@ -623,7 +589,7 @@ class Bench:
             return round(took, 2)
 
         lab, _ = self.boot_lab("reset")
-        self.snapshot_like_runner(lab)
+        self.finish_boot(lab)
         first = nfs_ready(lab)                       # the previous cell: leaves nfsd running, client state
         reverts, readies, nfs_s = [], [], []
         for i in range(self.args.runs):
@@ -772,13 +738,15 @@ class Bench:
             return []
         from lab.cleanup import release
         from lab.host import POOL
+        from lab.topology import pool_volumes
         removed = self.remove_topologies()
         if self.stock is not None and self.host.libvirtd_running():
-            for line in self.host.virsh("vol-list", POOL, check=False).splitlines():
-                name = line.split()[0] if line.split() else ""
+            for name in pool_volumes(self.host):
                 if name.startswith(self.stock.name):
                     self.host.virsh("vol-delete", "--pool", POOL, name, check=False)
                     removed.append(f"volume {name}")
+        if self.lease is not None:
+            self.lease.release()
         removed += release(self.host, self.out, keep_host=self.args.keep_host)
         return removed
 

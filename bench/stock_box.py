@@ -1,12 +1,12 @@
 """The benchmark's baseline: a stock systemd Debian box brought up with Vagrant's default settings.
 
-Vagrant Cloud is unreachable here, so the box is built locally the way shared/recipes/fast-box/ built its stock
-box (01-debootstrap.sh, 03-customize.sh, 05-mkbox.sh): debootstrap bookworm with systemd, udev, ifupdown and
-isc-dhcp-client, a `vagrant` user that trusts Vagrant's public insecure key, password-less sudo, DHCP on eth0. No
-tuning: systemd boots it, initramfs-tools makes its initrd, the kernel command line is the plain one.
+Vagrant Cloud is unreachable here, so the box is built locally, the way a stock box is made: debootstrap
+bookworm with systemd, udev, ifupdown and isc-dhcp-client, a `vagrant` user that trusts Vagrant's public insecure
+key, password-less sudo, DHCP on eth0. No tuning: systemd boots it, initramfs-tools makes its initrd, the kernel
+command line is the plain one.
 
 One difference from a Vagrant Cloud box, printed with every result: the box has no bootloader. Its own kernel and
-initramfs-tools initrd are booted through libvirt's kernel boot (as the recipe's measured baseline did), which
+initramfs-tools initrd are booted through libvirt's kernel boot (as the first measured baseline did), which
 skips the BIOS and bootloader a real stock box goes through, so the baseline is, if anything, slightly fast.
 
 The box is cached by a hash of its inputs under NFSLAB_HOME/bench/boxes/<name>/, like lab/boxes.py caches the
@@ -31,14 +31,14 @@ if __package__ in (None, ""):                       # run as a script: python be
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lab import topology
-from lab.boxes import Box, _uid, debootstrap, is_registered, make_image, register
+from lab.boxes import Box, debootstrap, is_registered, make_image, register, user_id
 from lab.distro import INSECURE_KEY
 from lab.errors import LabError
 from lab.paths import PREFIX, LabHome
 from lab.proc import run
 
 SUITE = "bookworm"
-#: shared/recipes/fast-box/01-debootstrap.sh, less busybox (a stock box has none)
+#: a stock Debian cloud box's packages, less busybox (a stock box has none)
 PACKAGES = ("systemd-sysv", "udev", "ifupdown", "isc-dhcp-client", "openssh-server", "sudo",
             "linux-image-cloud-amd64", "initramfs-tools", "nfs-kernel-server", "nfs-common", "iproute2", "kmod",
             "procps")
@@ -141,13 +141,14 @@ def ensure(home: LabHome, progress=lambda msg: None) -> StockBox:
 
 
 def customize(r: Path) -> None:
-    """shared/recipes/fast-box/03-customize.sh, less what only the lab's no-systemd box needs."""
+    """What makes a root filesystem a Vagrant box (user, key, sudo, DHCP), less what only the lab's no-systemd box
+    needs."""
     (r / "etc/hostname").write_text(HOSTNAME + "\n")
     (r / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {HOSTNAME}\n")
     run(["chroot", str(r), "sh", "-c", "id vagrant >/dev/null 2>&1 || useradd -m -s /bin/bash -G sudo vagrant; "
                                        "echo vagrant:vagrant | chpasswd; echo root:vagrant | chpasswd"],
         step="stock box: vagrant user", timeout=60)
-    uid = _uid(r, "vagrant")
+    uid = user_id(r, "vagrant")
     ssh = r / "home/vagrant/.ssh"
     ssh.mkdir(parents=True, exist_ok=True)
     (ssh / "authorized_keys").write_text(insecure_public_key() + "\n")
@@ -195,34 +196,21 @@ def network_xml(net: topology.Network) -> str:
 
 
 class StockTopology(topology.LiveTopology):
-    """The baseline's lifecycle: the lab's (state file first, same domain and network names, destroy_recorded),
-    with the stock Vagrantfile and a management network without no-ping. `vagrant up` runs with its defaults:
-    Vagrant detects the guest, replaces the insecure key, sets the hostname and configures eth1 itself."""
+    """The baseline's lifecycle is the lab's (state file first, same domain and network names, destroy_recorded),
+    with the stock Vagrantfile, a management network without no-ping, and `vagrant up` with its defaults: Vagrant
+    detects the guest, replaces the insecure key, sets the hostname and configures eth1 itself."""
+
+    UP_OPTIONS = {}
 
     def create(self, progress=lambda msg: None) -> "StockTopology":
-        t = self.topology
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.state.set("topology", {"lab_id": t.lab_id, "kernel": t.kernel_name, "dir": str(self.dir)})
-        self.state.set("bench_kind", "stock")
-        (self.dir / "Vagrantfile").write_text(render_vagrantfile(t))
-        self.state.record("network", t.mgmt.name)
-        if t.mgmt.name not in self.host.virsh("net-list", "--all", "--name").split():
-            xml = self.dir / f"{t.mgmt.name}.xml"
-            xml.write_text(network_xml(t.mgmt))
-            self.host.virsh("net-define", str(xml), step="stock topology: define network")
-        for net, dhcp in ((t.mgmt, True), (t.nfs, False)):
-            self._define_network(net, dhcp)              # starts the one above, defines and starts the NFS one
-        for d in t.domains:
-            self.state.record("domain", d)
-        progress(f"vagrant up (stock box, default settings) {', '.join(m.name for m in t.machines)}")
-        started = time.monotonic()
-        try:
-            self.vagrant(timeout=t.boot_timeout + 120).up(provider="libvirt")
-        except Exception as e:  # subprocess.TimeoutExpired / CalledProcessError
-            raise LabError("stock topology: vagrant up", f"{type(e).__name__}: {e}", self.log) from None
-        self.timings["up"] = time.monotonic() - started
-        self.targets = self._ssh_targets()
-        return self
+        self.state.set("bench_kind", "stock")           # which figure its VMs' memory belongs to
+        return super().create(progress)
+
+    def vagrantfile(self) -> str:
+        return render_vagrantfile(self.topology)
+
+    def network_definition(self, net: topology.Network, dhcp: bool) -> str:
+        return network_xml(net) if net == self.topology.mgmt else super().network_definition(net, dhcp)
 
     def private_key(self, machine: str) -> Path:
         """The key Vagrant inserted in place of the insecure one (insert_key's default)."""
@@ -237,7 +225,7 @@ class StockTopology(topology.LiveTopology):
                 f"vagrant@{tgt.address}", "true"]
 
     def wait_ssh(self, machine: str, timeout: float = 120) -> float:
-        """Until `ssh … true` works as Vagrant's user with Vagrant's key (how 06-measure.sh measured it)."""
+        """Until `ssh … true` works as Vagrant's user with Vagrant's key (how a user would check it)."""
         started = time.monotonic()
         while True:
             cp = run(self.ssh_argv(machine), step=f"stock {machine}: ssh", timeout=30, log=self.log, check=False)

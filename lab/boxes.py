@@ -174,7 +174,7 @@ def customize(box: Box, home: LabHome) -> None:
     (r / "etc/sudoers.d/vagrant").write_text("vagrant ALL=(ALL) NOPASSWD:ALL\n")
     (r / "etc/sudoers.d/vagrant").chmod(0o440)
     pub = home.ssh_key.with_suffix(".pub").read_text()
-    for user_home, uid in ((r / "home/vagrant", _uid(r, "vagrant")), (r / "root", 0)):
+    for user_home, uid in ((r / "home/vagrant", user_id(r, "vagrant")), (r / "root", 0)):
         ssh = user_home / ".ssh"
         ssh.mkdir(parents=True, exist_ok=True)
         (ssh / "authorized_keys").write_text(pub)
@@ -187,7 +187,8 @@ def customize(box: Box, home: LabHome) -> None:
     (r / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
 
 
-def _uid(rootfs: Path, user: str) -> int:
+def user_id(rootfs: Path, user: str) -> int:
+    """A user's uid in a root filesystem's /etc/passwd (the box's `vagrant`; bench/stock_box.py's too)."""
     for line in (rootfs / "etc/passwd").read_text().splitlines():
         fields = line.split(":")
         if fields[0] == user:

@@ -10,9 +10,9 @@ import json
 import shutil
 from pathlib import Path
 
-from .host import POOL, Host, process_running
+from .host import POOL, Host, HostLease, process_running
 from .paths import PREFIX, LabHome
-from .topology import destroy_recorded, remove_domain
+from .topology import destroy_recorded, pool_volumes, remove_domain
 
 
 def topology_dirs(home: LabHome, run_dir: Path | None = None, include_destroyed: bool = False) -> list[Path]:
@@ -86,11 +86,9 @@ def clean_everything(home: LabHome | None = None, keep_host: bool = False, keep_
     host = Host(home or LabHome.default())
     removed = clean_topologies(host) + clean_strays(host)
     if host.libvirtd_running() and not keep_box_volumes:
-        for line in host.virsh("vol-list", POOL, check=False).splitlines():
-            name = line.split()[0] if line.split() else ""
-            if name:
-                host.virsh("vol-delete", "--pool", POOL, name, check=False)
-                removed.append(f"volume {name}")
+        for name in pool_volumes(host):
+            host.virsh("vol-delete", "--pool", POOL, name, check=False)
+            removed.append(f"volume {name}")
     if not keep_host:
         if host.libvirtd_running():
             host.virsh("pool-destroy", POOL, check=False)
@@ -101,9 +99,10 @@ def clean_everything(home: LabHome | None = None, keep_host: bool = False, keep_
 
 def release(host: Host, run_dir: Path, keep_host: bool = False) -> list[str]:
     """End of a run: remove its topologies but a kept one; take the host down too, unless asked not to or someone
-    else (another run, an xdist worker, a kept topology) is still using it."""
+    still uses it: another run or xdist worker (their leases), a lease this process still holds (a benchmark
+    between two parts), a kept topology. Holding and releasing the host is HostLease's alone (lab/host.py)."""
     removed = clean_topologies(host, run_dir, include_kept=False)
-    host.unregister_user()
-    if not keep_host and not host.other_users() and not topology_dirs(host.home):
+    in_use = host.other_users() or HostLease.holders(host) or topology_dirs(host.home)
+    if not keep_host and not in_use:
         removed += clean_everything(host.home)
     return removed

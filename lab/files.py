@@ -3,6 +3,7 @@ both fsync'ed. The one place for both; every module that writes a result, a repo
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 
@@ -35,7 +36,8 @@ def append_line(path: Path, line: str) -> None:
 def write_atomic(path: Path, text: str) -> None:
     """Readers see the old file or the new one, never half of it (written, fsync'ed, then renamed over it)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # pid and thread: two workers of one `lab run --jobs N` may write one directory's files at the same time
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with tmp.open("w") as f:
         f.write(text)
         f.flush()

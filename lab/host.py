@@ -221,13 +221,15 @@ exec /usr/bin/qemu-system-x86_64 "$@"
         return self.home.bin / "qemu-tcg"
 
     # ---- who uses the host ---------------------------------------------------------------------------------
-    # Several runs (and xdist workers) share one host; each registers its pid while it needs the host, so a run
+    # Several runs (and xdist workers) share one host; each holds a HostLease while it needs the host, so a run
     # that ends does not pull the namespace from under another that is, say, still building its next kernel.
     @property
     def _users_dir(self) -> Path:
         return self.home.state / "users"
 
     def register_user(self) -> None:
+        """This process uses the host (its pid file). Only HostLease calls it: the lease counts this process's
+        holders, and several holders (the runners of `lab run --jobs N`) share the one pid file."""
         self._users_dir.mkdir(parents=True, exist_ok=True)
         (self._users_dir / str(os.getpid())).write_text("")
 
@@ -281,6 +283,57 @@ exec /usr/bin/qemu-system-x86_64 "$@"
             return []
         cp = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True, text=True)
         return [int(p) for p in cp.stdout.split()]
+
+
+class HostLease:
+    """Holding the host: while any lease of this process is held, its pid is registered as a user of the host, so
+    no other run's teardown (lab/cleanup.py `release`) takes down the namespace and libvirtd. The only caller of
+    Host.register_user/unregister_user.
+
+    Leases are counted per process and users directory: a `lab run --jobs N` has a runner (and a lease) per worker
+    thread, and the first worker to finish must not unregister the process while the others still run. Use it as a
+    context manager, or `acquire()` / `release()` (idempotent: a released lease releases nothing twice)."""
+
+    _lock = threading.Lock()
+    _holders: dict[Path, int] = {}
+
+    def __init__(self, host: Host):
+        self.host = host
+        self.held = False
+
+    def acquire(self) -> "HostLease":
+        with HostLease._lock:
+            if self.held:
+                return self
+            key = self.host._users_dir
+            HostLease._holders[key] = HostLease._holders.get(key, 0) + 1
+            if HostLease._holders[key] == 1:
+                self.host.register_user()
+            self.held = True
+        return self
+
+    def release(self) -> None:
+        with HostLease._lock:
+            if not self.held:
+                return
+            key = self.host._users_dir
+            HostLease._holders[key] -= 1
+            if HostLease._holders[key] == 0:
+                del HostLease._holders[key]
+                self.host.unregister_user()
+            self.held = False
+
+    @classmethod
+    def holders(cls, host: Host) -> int:
+        """How many leases of this process hold `host` now."""
+        with cls._lock:
+            return cls._holders.get(host._users_dir, 0)
+
+    def __enter__(self) -> "HostLease":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 def _terminate(pid: int, grace: float = 10.0) -> bool:

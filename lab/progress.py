@@ -1,6 +1,10 @@
-"""What a long command shows while it works: how far `lab run` is (runs and cells done, the running cell and its
-phase, elapsed time, an ETA from measured run times) and how far a kernel build is (objects compiled out of what
+"""What a long command shows while it works: how far `lab run` is (runs and cells done, the running cells and their
+phases, elapsed time, an ETA from measured run times) and how far a kernel build is (objects compiled out of what
 the last build of that kernel compiled).
+
+With `lab run --jobs N` several runs go on at once, each on its worker (`w1`, `w2`, …): a phase line names its
+worker, the bar's status shows every running cell, and the ETA divides the work left among the workers. The
+counts are updated under a lock, because the workers are threads.
 
 The arithmetic and the texts are pure functions; `RunProgress` keeps the counts of one `lab run` and, on a
 terminal, draws them as a rich progress bar on the console the log lines print through (lab/log.py), so both
@@ -33,17 +37,18 @@ def duration(seconds: float) -> str:
     return f"{s // 3600}h{round(s % 3600 / 60):02d}m"
 
 
-def eta_seconds(durations: list[float], left: int, current: float = 0.0) -> float | None:
-    """Mean duration of the finished runs × runs left, less what the running one has already taken; None before
-    any run finished. Boots and builds make a kernel's first run slower: the mean is an honest, simple guess."""
+def eta_seconds(durations: list[float], left: int, current: float = 0.0, jobs: int = 1) -> float | None:
+    """Mean duration of the finished runs × runs left, less what the running ones have already taken, shared
+    among `jobs` workers (never more than there are runs left); None before any run finished. Boots and builds
+    make a kernel's first run slower: the mean is an honest, simple guess."""
     if not durations:
         return None
-    return max(0.0, sum(durations) / len(durations) * left - current)
+    return max(0.0, (sum(durations) / len(durations) * left - current) / max(1, min(jobs, left)))
 
 
-def eta_text(durations: list[float], left: int, current: float = 0.0) -> str:
+def eta_text(durations: list[float], left: int, current: float = 0.0, jobs: int = 1) -> str:
     """`ETA 31m`; `ETA —` until one run finished; `ETA 0s` when nothing is left."""
-    eta = eta_seconds(durations, left, current)
+    eta = eta_seconds(durations, left, current, jobs)
     return "ETA —" if eta is None else f"ETA {duration(eta)}"
 
 
@@ -62,19 +67,23 @@ def finished_line(counts: str, run: str, summary: str, seconds: float, elapsed: 
 
 
 class RunProgress:
-    """The counts of one `lab run`: `todo` is its list of (cell, repeat). `phase(msg)` is the runner's progress
-    callback (logged, and shown beside the bar on a terminal); `done(cell, k, record)` logs the run's line."""
+    """The counts of one `lab run`: `todo` is its list of (cell, repeat), `jobs` how many workers run it.
+    `phase(msg)` is a runner's progress callback (logged, and shown beside the bar on a terminal);
+    `start(cell, k)` and `done(cell, k, record)` frame each run and log its line. Under `--jobs N` each takes the
+    worker's name (`phase_for(worker)` is that worker's callback); without one, the run is the only one."""
 
-    def __init__(self, todo: list, repeats: int, log, console=None):
-        self.repeats, self.log = repeats, log
+    def __init__(self, todo: list, repeats: int, log, console=None, jobs: int = 1):
+        self.repeats, self.log, self.jobs = repeats, log, jobs
         self.runs = len(todo)
         self.cells = len({c.id for c, _ in todo})
-        self._last_run = {c.id: k for c, k in todo}   # a cell is done when its last run to do is
+        self._runs_left = {}
+        for c, _ in todo:   # a cell is done when all its runs to do are (they may finish in any order)
+            self._runs_left[c.id] = self._runs_left.get(c.id, 0) + 1
         self.runs_done = self.cells_done = 0
         self.durations: list[float] = []
         self.started = time.monotonic()
-        self.run_started = self.started
-        self.current, self.status = "", ""
+        self.running: dict[str | None, list] = {}    # worker → [run label, status, started]
+        self._lock = threading.RLock()
         self._bar = _Bar(self, console) if console is not None else None
 
     def __enter__(self) -> "RunProgress":
@@ -86,40 +95,63 @@ class RunProgress:
         if self._bar:
             self._bar.stop()
 
-    def start(self, cell, k: int) -> None:
-        self.current = cell.id + (f" run {k}/{self.repeats}" if self.repeats > 1 else "")
-        self.status, self.run_started = "starting", time.monotonic()
+    def start(self, cell, k: int, worker: str | None = None) -> None:
+        with self._lock:
+            label = cell.id + (f" run {k}/{self.repeats}" if self.repeats > 1 else "")
+            self.running[worker] = [label, "starting", time.monotonic()]
         self._refresh()
 
-    def phase(self, message: str) -> None:
-        self.log.info("%s", message)
-        cell = self.current.split(" run ")[0]
-        self.status = message[len(cell) + 2:] if cell and message.startswith(cell + ": ") else message
+    def phase(self, message: str, worker: str | None = None) -> None:
+        self.log.info("%s", f"[{worker}] {message}" if worker else message)
+        with self._lock:
+            run = self.running.get(worker)
+            if run is not None:
+                cell = run[0].split(" run ")[0]
+                run[1] = message[len(cell) + 2:] if message.startswith(cell + ": ") else message
         self._refresh()
 
-    def done(self, cell, k: int, record) -> None:
-        self.runs_done += 1
-        self.cells_done += self._last_run.get(cell.id) == k
-        if record.status != "skip":   # a kernel that cannot be had costs nothing: its 0 s would pull the mean down
-            self.durations.append(record.duration_s)
-        run, self.current, self.status = self.current, "", ""   # the ETA counts nothing of a finished run twice
-        self.log.info("%s", finished_line(self.counts(), run, record.verdict_obj.summary(), record.duration_s,
-                                          time.monotonic() - self.started, self.eta()))
+    def phase_for(self, worker: str | None):
+        """The progress callback of one worker's runner."""
+        return lambda message: self.phase(message, worker)
+
+    def done(self, cell, k: int, record, worker: str | None = None) -> None:
+        with self._lock:
+            self.runs_done += 1
+            self._runs_left[cell.id] = self._runs_left.get(cell.id, 1) - 1
+            self.cells_done += self._runs_left[cell.id] == 0
+            if record.status != "skip":   # a kernel that cannot be had costs nothing: its 0 s would pull the mean down
+                self.durations.append(record.duration_s)
+            finished = self.running.pop(worker, None)   # the ETA counts nothing of a finished run twice
+            run = finished[0] if finished else cell.id
+            line = finished_line(self.counts(), run, record.verdict_obj.summary(), record.duration_s,
+                                 time.monotonic() - self.started, self.eta())
+        self.log.info("%s", f"[{worker}] {line}" if worker else line)
+        self._refresh()
+
+    def stopped(self, worker: str | None = None) -> None:
+        """A worker's run ended without a record (the run is stopping): it is no longer shown as running."""
+        with self._lock:
+            self.running.pop(worker, None)
         self._refresh()
 
     def counts(self) -> str:
         return counts_text(self.runs_done, self.runs, self.cells_done, self.cells)
 
     def eta(self) -> str:
-        running = time.monotonic() - self.run_started if self.current else 0.0
-        return eta_text(self.durations, self.runs - self.runs_done, running)
+        with self._lock:
+            now = time.monotonic()
+            running = sum(now - started for _, _, started in self.running.values())
+            return eta_text(self.durations, self.runs - self.runs_done, running, self.jobs)
 
     def status_text(self) -> str:
         """What the bar shows beside itself, what a narrow terminal cuts last first:
-        `elapsed 6m12s · ETA 31m · debian-6.1/vers=4.1/leases=on: race experiment (at most 60s) (12s)`."""
-        now = time.monotonic()
-        doing = f"{self.current}: {self.status} ({duration(now - self.run_started)})" if self.current else ""
-        return " · ".join(p for p in (f"elapsed {duration(now - self.started)}", self.eta(), doing) if p)
+        `elapsed 6m12s · ETA 31m · debian-6.1/vers=4.1/leases=on: race experiment (at most 60s) (12s)`; with
+        several workers, each running cell after its worker's name (`w2 debian-6.1/…: reset (3s)`)."""
+        with self._lock:
+            now = time.monotonic()
+            doing = [f"{worker + ' ' if worker else ''}{label}: {status} ({duration(now - started)})"
+                     for worker, (label, status, started) in sorted(self.running.items(), key=lambda i: str(i[0]))]
+            return " · ".join(p for p in (f"elapsed {duration(now - self.started)}", self.eta(), *doing) if p)
 
     def _refresh(self) -> None:
         if self._bar:

@@ -1,20 +1,21 @@
 """Runs cells: the one path `lab run` and `pytest --matrix` share (spec → topology → run → observation → verdict
 → result record).
 
-One `KernelLab` (topology + ssh connections) per kernel, reused by all of that kernel's cells: the VMs are
-snapshotted after boot, before any NFS state, and reverted between cells. Any lab failure becomes an ERROR
-verdict with the failing step and the log path; the topology is then rebuilt for the next cell if it is broken.
+One `KernelLab` (topology + ssh connections, lab/kernellab.py) per kernel, reused by all of that kernel's cells:
+the VMs are snapshotted after boot, before any NFS state, and reverted between cells. Any lab failure becomes an
+ERROR verdict with the failing step and the log path; the topology is then rebuilt for the next cell if it is
+broken.
+
+A Runner is one worker: it owns at most one topology and holds a HostLease while it may need the host. Several
+runners may work side by side (xdist workers as processes, `lab run --jobs N` workers as threads, lab/parallel.py):
+each writes its own results file (`worker`), and what they share is locked: preparing the host and the box, getting
+a kernel's files (one build or download at a time), the slot of a new topology (lab/topology/resources.py `reserve`).
 """
 from __future__ import annotations
 
-import concurrent.futures
-import fcntl
 import functools
 import json
-import os
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import capture, kernels, nfs, topology
@@ -23,106 +24,49 @@ from .boxes import Box, ensure_box
 from .cleanup import clean_orphans
 from .errors import KernelUnavailable, LabError
 from .experiments import EXPERIMENTS, race
-from .host import Host
+from .host import Host, HostLease
+from .kernellab import KernelLab, boot_lab, check_release  # noqa: F401  (check_release: its old home)
 from .outcome import Criteria, Verdict, classify
 from .paths import LabHome
-from .remote import Remote
 from .results import ResultRecord, RunDir, now_iso, worker_name
-from .spec import Cell, Matrix, Timeouts
-from .state import StateFile
+from .spec import Cell, Matrix
+from .state import locked
 
 
 def _quiet(msg: str) -> None:
     pass
 
 
-@contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-@dataclass
-class KernelLab:
-    """A kernel's topology while its cells run."""
-
-    live: topology.LiveTopology
-    remotes: dict[str, Remote]
-    client_files: topology.KernelFiles
-    fresh: bool = True          # just booted: the first cell needs no revert
-    timings: dict = field(default_factory=dict)
-    timeouts: Timeouts = Timeouts()
-
-    @property
-    def server(self) -> Remote:
-        return self.remotes[topology.SERVER]
-
-    @property
-    def server_ip(self) -> str:
-        return self.live.topology.machine(topology.SERVER).nfs_ip
-
-    def log_to(self, log_dir: Path) -> None:
-        for r in self.remotes.values():
-            r.log_to(log_dir / f"{r.name}.log")
-
-    def reset(self) -> None:
-        """Back to the booted snapshot (no NFS state anywhere), then wait until every VM answers."""
-        if self.fresh:
-            self.fresh = False
-            return
-        for r in self.remotes.values():
-            r.close()
-        self.timings["revert_s"] = round(self.live.revert(timeout=self.timeouts.revert), 2)
-        self.timings["ready_s"] = round(self._each(lambda r: r.wait_ready(self.timeouts.ssh)), 2)
-
-    def _each(self, fn) -> float:
-        started = time.monotonic()
-        with concurrent.futures.ThreadPoolExecutor(len(self.remotes)) as pool:
-            for f in [pool.submit(fn, r) for r in self.remotes.values()]:
-                f.result()
-        return time.monotonic() - started
-
-    def healthy(self) -> bool:
-        try:
-            return all(self.live.domain_state(m) == "running" for m in self.remotes)
-        except LabError:
-            return False
-
-    def close(self) -> None:
-        self.disconnect()
-        self.live.destroy()
-
-    def disconnect(self) -> None:
-        for r in self.remotes.values():
-            r.close()
+class Cancelled(Exception):
+    """A run cut short because the whole run is stopping (Ctrl-C under `lab run --jobs N`): it has no record, and
+    `--resume` runs it again."""
 
 
 class Runner:
     """Runs cells of one matrix into one run directory, owning at most one topology at a time."""
 
-    def __init__(self, matrix: Matrix, run_dir: RunDir, home: LabHome | None = None, progress=_quiet):
+    def __init__(self, matrix: Matrix, run_dir: RunDir, home: LabHome | None = None, progress=_quiet,
+                 worker: str | None = None):
         self.matrix = matrix
         self.run_dir = run_dir
         self.home = home or LabHome.default()
         self.progress = progress
+        self.worker = worker        # its results file and records' `worker`; None: the process's (xdist or main)
         self.host = Host(self.home)
+        self.lease = HostLease(self.host)
         self.box: Box | None = None
         self.lab: KernelLab | None = None
         self.lab_kernel: str | None = None
         self.lab_error: Verdict | None = None   # a kernel whose topology could not come up: its cells ERROR
         self.unavailable: dict[str, KernelUnavailable] = {}   # kernels that cannot be had: asked once
+        self.stop = None            # a threading.Event set when the run is stopping (lab/parallel.py)
 
     # ---- preparation -------------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Host namespace + daemons and the box (both cached; seconds when they exist)."""
         self.home.ensure()
-        with _locked(self.home.state / "prepare.lock"):
-            self.host.register_user()
+        with locked(self.home.state / "prepare.lock"):
+            self.lease.acquire()
             self.box = ensure_box(self.home, progress=self.progress)
             self.host.up(probe_kernel=self.box.dir / "vmlinuz")
             for removed in clean_orphans(self.host):
@@ -146,17 +90,19 @@ class Runner:
         except KernelUnavailable as e:
             verdict = Verdict.skip(str(e))
         except LabError as e:
+            if self.stop is not None and self.stop.is_set():   # the failure is the stop's doing, not the lab's
+                raise Cancelled(f"{cell.id}: {e.step}") from None
             verdict = Verdict.error(e.step, e.message, _relative(e.log, self.run_dir.path))
             self._after_error(e, log_dir)
         record = ResultRecord(
             run_id=self.run_dir.run_id, cell_id=cell.id, kernel=cell.kernel, params=dict(cell.params),
             verdict=verdict.to_dict(), expected=kernel.expected(cell.params), started=started_iso,
-            duration_s=round(time.monotonic() - started, 1), worker=worker_name(),
+            duration_s=round(time.monotonic() - started, 1), worker=self.worker or worker_name(),
             observation=observation.to_dict() if observation else None,
             logs=str(log_dir.relative_to(self.run_dir.path)), kernel_release=release, repeat=repeat,
             repeats=repeats)
         (log_dir / "result.json").write_text(json.dumps(json.loads(record.to_json()), indent=1) + "\n")
-        self.run_dir.append(record)
+        self.run_dir.append(record, self.worker)
         return record
 
     def _run_on(self, lab: KernelLab, cell: Cell, log_dir: Path):
@@ -231,60 +177,42 @@ class Runner:
         if self.box is None:
             self.prepare()
         try:
-            client = kernels.check_files(kernels.resolve(self.matrix.kernel(kernel_name), self.home, self.box,
-                                                         self.progress, self.matrix.timeouts.build))
+            client = self._files(kernel_name, self.progress)
         except KernelUnavailable as e:
             self.unavailable[kernel_name] = e
             raise
         except LabError as e:  # a failed build: its log is named once, the kernel's other cells reuse the error
             self.lab_error = Verdict.error(e.step, e.message, e.log)
             raise
-        server = kernels.check_files(kernels.resolve(self.matrix.kernel(self.matrix.server), self.home, self.box,
-                                                     build_timeout=self.matrix.timeouts.build))
-        self.lab = self._boot(kernel_name, server, client)
-        return self.lab
-
-    def _boot(self, kernel_name: str, server: topology.KernelFiles, client: topology.KernelFiles) -> KernelLab:
-        timeouts = self.matrix.timeouts
-        lab_id = topology.new_lab_id()
-        topo_dir = self.home.topologies / lab_id
-        state = StateFile(topo_dir / "state.json")
-        with _locked(self.home.topologies / ".slots.lock"):
-            slot = topology.allocate_slot(self.home)
-            state.set("slot", slot)
-        state.set("run", str(self.run_dir.path.resolve()))
-        state.set("pid", os.getpid())   # a dead pid marks it orphaned (SIGKILL)
-        t = topology.plan(lab_id=lab_id, slot=slot, kernel_name=kernel_name, box=self.box.name,
-                          server_kernel=server, client_kernel=client, ssh_key=self.home.ssh_key,
-                          driver="kvm" if self.host.accel == "kvm" else "qemu", emulator=self.host.tcg_wrapper,
-                          netns=self.host.netns, boot_timeout=timeouts.boot)
-        live = topology.LiveTopology(t, self.host, topo_dir)
-        self.progress(f"{kernel_name}: booting server, alice, bob (topology {lab_id})")
+        server = self._files(self.matrix.server)
         try:
-            live.create(progress=self.progress)
-            remotes = {name: Remote(name, tgt.address, tgt.port, self.home.ssh_key, self.host.open_socket,
-                                    topo_dir / f"{name}.log", command_timeout=timeouts.command)
-                       for name, tgt in live.targets.items()}
-            lab = KernelLab(live, remotes, client, timings={"up_s": round(live.timings["up"], 1)}, timeouts=timeouts)
-            lab.timings["ssh_s"] = round(lab._each(lambda r: r.wait_ready(timeouts.ssh)), 2)
-            for name in (topology.ALICE, topology.BOB):
-                check_release(lab.remotes[name], client.release)
-            nfs.preload_server(lab.server, timeout=timeouts.nfsd)
-            for name in (topology.ALICE, topology.BOB):
-                nfs.preload_client(lab.remotes[name], timeout=timeouts.mount)
-            live.snapshot()
+            self.lab = boot_lab(self.host, box=self.box.name, kernel_name=kernel_name, server=server, client=client,
+                                timeouts=self.matrix.timeouts, run=self.run_dir.path.resolve(),
+                                progress=self.progress)
         except LabError as e:
             self.lab_error = Verdict.error(e.step, e.message, e.log)
-            live.destroy()
             raise
-        self.progress(f"{kernel_name}: topology up in {lab.timings['up_s']}s")
-        return lab
+        return self.lab
+
+    def _files(self, kernel_name: str, progress=_quiet):
+        """A kernel's bootable files, fetched or built once (cached). One at a time across runners: the apt
+        lists and build trees under the lab home are shared, and two workers may want one kernel at once."""
+        with locked(self.home.kernels / ".resolve.lock"):
+            return kernels.check_files(kernels.resolve(self.matrix.kernel(kernel_name), self.home, self.box,
+                                                       progress, self.matrix.timeouts.build))
 
     def _close_lab(self) -> None:
         if self.lab is not None:
             self.progress(f"{self.lab_kernel}: destroying topology")
             self.lab.close()
         self.lab, self.lab_kernel = None, None
+
+    def abort(self) -> None:
+        """From another thread, when the run stops: break this runner's ssh connections, so that a cell in flight
+        fails now rather than after its timeouts (its host commands are ended by lab/parallel.py)."""
+        lab = self.lab
+        if lab is not None:
+            lab.disconnect()
 
     def close(self, keep: bool = False) -> topology.Topology | None:
         """Destroy the topology this runner owns (the host stays for other runners; `lab clean` removes it). With
@@ -296,15 +224,8 @@ class Runner:
             kept = self.lab.live.topology
             self.lab, self.lab_kernel = None, None
         self._close_lab()
-        self.host.unregister_user()
+        self.lease.release()
         return kept
-
-
-def check_release(remote: Remote, release: str) -> None:
-    """The VM must run the kernel the row is about; anything else would put a wrong result in the table."""
-    running = remote.run("uname -r", step=f"{remote.name}: kernel").stdout.strip()
-    if release and running != release:
-        raise LabError(f"{remote.name}: kernel", f"expected kernel {release}, the VM runs {running}", remote.log)
 
 
 def runs_to_do(cells: list[Cell], repeats: int, done: set[tuple[str, int]]) -> list[tuple[Cell, int]]:

@@ -32,9 +32,16 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
                                               "experiment.repeats; with --resume, the resumed run's)"),
         keep_host: bool = typer.Option(False, help="leave the lab namespace and libvirtd running afterwards"),
         keep: bool = typer.Option(False, "--keep", help="leave the last cell's topology up, as the cell left it, "
-                                  "to debug in place (`lab ssh`, `lab down`); not after Ctrl-C")):
+                                  "to debug in place (`lab ssh`, `lab down`); not after Ctrl-C"),
+        jobs: str = typer.Option("1", "--jobs", "-j", help="workers at once, each with its own topology (3 VMs): "
+                                 "a number, or auto (from this host's CPUs and memory); default 1")):
     """Run the matrix on real VMs and print the compatibility table (also written to the run directory)."""
     from .. import preflight
+    from ..schedule import parse_jobs
+    try:
+        jobs_asked = parse_jobs(jobs)
+    except ValueError as e:
+        raise Usage(f"--jobs {e}") from None
     m, cells = load_cells(matrix, kernels, cell)
     if resume and not resume.is_dir():
         raise Usage(f"--resume {resume}: no such run directory (fix: give one that `lab run` made, e.g. "
@@ -48,9 +55,10 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     from ..aggregate import cells_of
     from ..cleanup import release
     from ..log import live_console
+    from ..parallel import Workers, resolve_jobs
     from ..progress import RunProgress
     from ..results import RunDir
-    from ..runner import Runner, experiment_meta, runs_to_do
+    from ..runner import experiment_meta, runs_to_do
     from ..render.tables import context_for, spec_meta, write_tables
     run_dir = RunDir(resume) if resume else RunDir.create(runs)
     repeats = repeats or (run_dir.meta().get("repeats") if resume else None) or m.experiment.repeats
@@ -66,23 +74,24 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     runs_note = f" ({len(todo)} runs, {repeats} a cell)" if repeats > 1 else ""
     log.info("run %s: %d cells to run%s%s", run_dir.path, left, runs_note,
              f", {len(cells) - left} already done" if len(cells) > left else "")
-    shown = RunProgress(todo, repeats, log, console=live_console())
-    runner = Runner(m, run_dir, progress=shown.phase)
+    workers = resolve_jobs(jobs_asked, len(todo))
+    if workers > 1:
+        log.info("%d workers, each with its own topology", workers)
+    shown = RunProgress(todo, repeats, log, console=live_console(), jobs=workers)
+    pool = Workers(m, run_dir, workers, shown, keep=keep)
     # both explicitly: a process started from a non-interactive shell in the background inherits SIGINT ignored
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, raise_interrupt)
     interrupted, kept = False, None
     try:
         with shown:
-            for cell, k in todo:
-                shown.start(cell, k)
-                shown.done(cell, k, runner.run_cell(cell, k, repeats))
+            pool.run(todo, repeats)
     except KeyboardInterrupt:
         interrupted = True
         log.warning("interrupted: tearing down (finished cells are kept; resume with --resume)")
     finally:
-        kept = runner.close(keep=True) if keep and not interrupted else runner.close()
-        release(runner.host, run_dir.path, keep_host)
+        kept = pool.close(keep=keep and not interrupted)
+        release(pool.host, run_dir.path, keep_host)
     run_dir.write_meta({**run_dir.meta(), "finished": _now(), "wall_s": round(time.monotonic() - started)})
     records = write_tables(run_dir)
     context = context_for(run_dir, cwd=os.getcwd())

@@ -194,7 +194,10 @@ class FakeHost:
     accel, netns, tcg_wrapper = "tcg", "nfslab-unit-test", Path("/nowhere/qemu-tcg")
 
     def __init__(self):
+        from lab.paths import LabHome
         self.users = 0
+        self.home = LabHome.default()
+        self._users_dir = self.home.state / "users"
 
     def virsh(self, *args, **kw):
         return ""
@@ -207,6 +210,9 @@ class FakeHost:
 
     def register_user(self):
         self.users += 1
+
+    def unregister_user(self):
+        self.users -= 1
 
 
 class FakeLive:
@@ -267,9 +273,9 @@ def fake_lab(monkeypatch, tmp_path):
     import lab.cleanup
     import lab.host
     import lab.kernels
+    import lab.kernellab
     import lab.nfs
     import lab.remote
-    import lab.runner
     import lab.topology
     monkeypatch.setenv("NFSLAB_HOME", str(tmp_path / "home"))
     FakeLive.created, FakeRunner.runners = [], []
@@ -282,7 +288,9 @@ def fake_lab(monkeypatch, tmp_path):
 
     def prepare_host(self):
         if self.host is None:
+            from lab.host import HostLease
             self.host, self.box, self.kernel, self.matrix = host, box, kernel, lab_bench.bench_matrix()
+            self.lease = HostLease(host).acquire()
 
     released = []
     monkeypatch.setattr(lab_bench.Bench, "prepare_host", prepare_host)
@@ -293,7 +301,7 @@ def fake_lab(monkeypatch, tmp_path):
     monkeypatch.setattr(stock_box, "StockTopology", FakeLive)
     monkeypatch.setattr(stock_box, "ensure", lambda home, progress=None: stock)
     monkeypatch.setattr(lab.remote, "Remote", FakeRemote)
-    monkeypatch.setattr(lab.runner, "check_release", lambda remote, release: None)
+    monkeypatch.setattr(lab.kernellab, "check_release", lambda remote, release: None)
     for name in ("preload_server", "preload_client", "start_server", "mount", "umount"):
         monkeypatch.setattr(lab.nfs, name, lambda *a, **kw: None)
     monkeypatch.setattr(lab.host, "detect_accel", lambda kernel, log: "tcg")
@@ -350,10 +358,11 @@ def test_every_part_runs_on_a_fake_lab_and_everything_is_torn_down(monkeypatch, 
     tree = tmp_path / "b" / "trees" / "linux-4.19.1"
     assert (tree / lab_bench.EDITED).read_text() == "int dir;\n"
     assert len(list((tmp_path / "b" / "kernels").glob("build-mainline-4.19-*"))) == 1
-    # reuse: one runner for all cells, then one per cell; every runner closed and the host re-registered
+    # reuse: one runner for all cells, then one per cell; every runner closed; the benchmark's own lease held the
+    # host across them, and was released before the end-of-run release
     one, *fresh = FakeRunner.runners[-4:]
     assert len(one.cells) == 3 and [len(r.cells) for r in fresh] == [1, 1, 1]
-    assert all(r.closed for r in FakeRunner.runners) and host.users == len(FakeRunner.runners)
+    assert all(r.closed for r in FakeRunner.runners) and host.users == 0 and not bench.lease.held
     # every topology the benchmark booted itself was destroyed, and its state is under the run directory
     assert FakeLive.created and all(t.destroyed for t in FakeLive.created)
     assert not bench.our_topologies() and released == [bench.out]

@@ -236,7 +236,7 @@ def test_lab_run_prints_the_rerun_command_of_each_mismatching_cell(tmp_path, lab
     class Scripted:
         host = None
 
-        def __init__(self, matrix, run_dir, progress=None):
+        def __init__(self, matrix, run_dir, home=None, progress=None, worker=None):
             self.matrix, self.run_dir = matrix, run_dir
 
         def run_cell(self, cell, repeat=1, repeats=1):
@@ -248,7 +248,7 @@ def test_lab_run_prints_the_rerun_command_of_each_mismatching_cell(tmp_path, lab
             self.run_dir.append(record)
             return record
 
-        def close(self):
+        def close(self, keep=False):
             pass
 
     for name in ("check", "check_kernels"):

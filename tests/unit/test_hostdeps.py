@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNNERS = {"run", "Popen", "check_output", "check_call", "call"}
 #: argv the scan cannot read, by file and function, and what they run
 DYNAMIC = {
-    ("lab/topology.py", "NetnsVagrant._call_vagrant_command"): {"ip", "vagrant"},
-    ("lab/topology.py", "NetnsVagrant._run_vagrant_command"): {"ip", "vagrant"},
+    ("lab/topology/live.py", "NetnsVagrant._call_vagrant_command"): {"ip", "vagrant"},
+    ("lab/topology/live.py", "NetnsVagrant._run_vagrant_command"): {"ip", "vagrant"},
     ("lab/boxes.py", "customize"): {"gcc"},   # readers.compile_argv
 }
 SHELL_BUILTINS = {"cd", "exec", "[", "test", "true", "false", "set", "export", "echo"}
