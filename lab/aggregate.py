@@ -83,7 +83,7 @@ class CellResult:
     cell_id: str
     kernel: str
     params: dict
-    expected: str                 # "pass" | "fail", from kernels/*.yaml
+    expected: str                 # "pass" | "fail" | "unknown" (no history), from kernels/*.yaml
     runs: list[ResultRecord]
     repeats: int                  # runs asked for; more than len(runs) while some are still to run
     tally: Tally = field(init=False)
@@ -116,6 +116,8 @@ class CellResult:
             return "regression" if self.status == "fail" else "flaky"
         if self.expected == "fail" and self.status == "pass":
             return "unexpected-pass"
+        if self.expected == "unknown" and self.status in ("fail", "flaky"):   # no history: a failure is news
+            return "no-history" if self.status == "fail" else "flaky"
         return None
 
     @property
@@ -228,7 +230,8 @@ def cells_of(records: list[ResultRecord]) -> list[CellResult]:
 
 def run_exit_code(cells: list[CellResult]) -> int:
     """`lab run`'s exit code from the table's cells: 1 if one contradicts history (a regression, an unexpected pass,
-    or a flaky cell where a pass is expected), else 3 if one has no kernel result, else 0."""
+    or a flaky cell where a pass is expected) or a kernel without history fails, else 3 if one has no kernel
+    result, else 0."""
     if any(c.mismatch for c in cells):
         return 1
     if any(c.status == "error" for c in cells):

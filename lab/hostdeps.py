@@ -122,7 +122,7 @@ def kind_label(source_kind: str, scope: str | None = None) -> str:
     """The source kind as `lab doctor` and the error of `lab run` name it."""
     if source_kind == "build":
         return "module build" if scope == "module:fs/nfs" else "full build"
-    return {"deb": "deb kernel", "box": "distribution box"}.get(source_kind, source_kind)
+    return {"deb": "deb kernel", "image": "kernel image", "box": "distribution box"}.get(source_kind, source_kind)
 
 
 def packages(groups=GROUPS) -> list[str]:

@@ -1,6 +1,6 @@
 """Turn a kernel spec into bootable files, or say honestly why it cannot be had here.
 
-A registry keyed by the spec's `source` kind (tuxmake-style): `deb`, `box`, `build`. Each source either returns
+A registry keyed by the spec's `source` kind (tuxmake-style): `deb`, `image` (lab/prebuilt.py), `box`, `build`. Each source either returns
 `KernelFiles` (direct kernel boot: the kernel is a file, the box image never changes) or raises KernelUnavailable,
 which makes every cell of that kernel SKIP with the reason — never a FAIL, never a silent gap.
 """
@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 from pathlib import Path
 
-from . import debian, distro, initrd, tarballs
+from . import debian, distro, initrd, prebuilt, tarballs
 from .boxes import Box, is_registered, kernel_release
 from .errors import KernelUnavailable, LabError
 from .paths import LabHome
@@ -56,7 +57,10 @@ def resolve(kernel: Kernel, home: LabHome, box: Box, progress=lambda msg: None,
 @source("deb")
 def deb_kernel(kernel: Kernel, home: LabHome, box: Box, build_timeout: float, progress=_quiet) -> KernelFiles:
     """A Debian kernel package. The box's own kernel (bookworm cloud) is used straight from the box; any other
-    is fetched with a private apt config, unpacked, and its modules handed to the guest in the initramfs."""
+    is fetched with a private apt config (or taken from the spec's .deb file or URL, lab/prebuilt.py), unpacked,
+    and its modules handed to the guest in the initramfs."""
+    if "file" in kernel.source or "url" in kernel.source:
+        return prebuilt.deb_file_kernel(kernel, home)
     suite, package = kernel.source["suite"], kernel.source["package"]
     if suite == BOX_SUITE and package == BOX_KERNEL_PACKAGE and not kernel.source.get("version"):
         return box_kernel_files(box)
@@ -83,35 +87,22 @@ def fetched_deb_kernel(home: LabHome, suite_name: str, package: str, version: st
         return _deb_files(out)
     shutil.rmtree(out, ignore_errors=True)
     deb = suite.download(image, out / "deb")
-    root = out / "root"
-    run(["dpkg-deb", "-x", str(deb), str(root)], step=f"unpack {deb.name}", timeout=300, log=log)
-    modules_root = root / "lib/modules" if (root / "lib/modules").is_dir() else root / "usr/lib/modules"
-    release = sorted(p.name for p in modules_root.iterdir())[-1]
-    if not (root / "lib/modules").exists():
-        (root / "lib").mkdir(exist_ok=True)
-        (root / "lib/modules").symlink_to(modules_root)
-    run(["depmod", "-b", str(root), release], step=f"depmod {release}", timeout=300, log=log)
-    payload = initrd.module_payload(modules_root / release, release, out / "payload")
-    initrd.build_initrd(modules_root / release, out / "initrd", payload)
-    shutil.copyfile(root / "boot" / f"vmlinuz-{release}", out / "vmlinuz")
-    (out / "vmlinuz").chmod(0o644)
-    (out / "release").write_text(release + "\n")
-    for tmp in (root, payload, out / "deb"):
-        shutil.rmtree(tmp)
+    prebuilt.unpack_deb(deb, out, log)
+    shutil.rmtree(out / "deb")
     (out / "done").write_text(f"{suite_name} {image} {resolved}\n")
     return _deb_files(out)
 
 
-def _deb_files(out: Path) -> KernelFiles:
-    for d in (out.parent, out):
-        d.chmod(0o755)
-    return KernelFiles(vmlinuz=out / "vmlinuz", initrd=out / "initrd", release=(out / "release").read_text().strip())
+_deb_files = prebuilt.deb_files
 
 
 def box_kernel_files(box: Box) -> KernelFiles:
     release = (box.dir / "release").read_text().strip() if (box.dir / "release").exists() \
         else kernel_release(box.rootfs)
     return KernelFiles(vmlinuz=box.dir / "vmlinuz", initrd=box.dir / "initrd", release=release)
+
+
+SOURCES["image"] = prebuilt.image_kernel
 
 
 @source("box")
@@ -258,7 +249,8 @@ def tree_identity(tree: Path, ref: str | None) -> str:
     if (tree / "Makefile").exists() and (tree / "fs/nfs").is_dir():
         # a plain source directory: its file list with sizes and times stands for its content (hashing a whole
         # kernel tree would cost more than a warm build)
-        listing = run(["sh", "-c", f"cd {tree} && find . -type f -printf '%P %s %T@\\n' | LC_ALL=C sort"],
+        listing = run(["sh", "-c", f"cd {shlex.quote(str(tree))} && find . -type f -printf '%P %s %T@\\n' "
+                                   "| LC_ALL=C sort"],
                       step="build: tree", timeout=300).stdout
         return hashlib.sha256(listing.encode()).hexdigest()
     raise KernelUnavailable(f"kernel tree {tree} is neither a tarball, a git checkout nor a Linux source directory")
@@ -268,7 +260,9 @@ def git_archive(tree: Path, ref: str | None, dest: Path, log: Path, *paths: str,
     """`ref` of a git checkout (or some of its paths) written into dest, without touching the work tree: a
     `git bisect` may be running in it."""
     what = " ".join(paths)
-    run(["sh", "-c", f"git -C {tree} archive {ref or 'HEAD'} {what} | tar -x -C {dest}"],
+    quoted = " ".join(shlex.quote(p) for p in paths)   # a tree path or ref from the command line reaches a shell
+    run(["sh", "-c", f"git -C {shlex.quote(str(tree))} archive {shlex.quote(ref or 'HEAD')} {quoted} "
+                     f"| tar -x -C {shlex.quote(str(dest))}"],
         step=f"build: git archive {what}".rstrip(), timeout=timeout, log=log)
 
 

@@ -231,7 +231,7 @@ class ResultRecord:
     kernel: str
     params: dict
     verdict: dict             # Verdict.to_dict()
-    expected: str             # "pass" | "fail"
+    expected: str             # "pass" | "fail" | "unknown"
     started: str              # ISO 8601, UTC
     duration_s: float
     worker: str
@@ -273,6 +273,8 @@ class ResultRecord:
             return "regression"
         if self.expected == "fail" and self.status == "pass":
             return "unexpected-pass"
+        if self.expected == "unknown" and self.status == "fail":
+            return "no-history"
         return None
 
 

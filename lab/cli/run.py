@@ -1,14 +1,17 @@
 """`lab run`, `lab table`, `lab merge`: running the matrix's cells, and the run's table.
 
 Exit codes of `lab run`: 0 every cell as history expects; 1 a kernel result contradicts kernels/*.yaml
-(regression, unexpected pass, or a flaky cell where a pass is expected); 3 lab errors (no kernel result for some
+(regression, unexpected pass, or a flaky cell where a pass is expected), or a kernel without history (--kernel)
+fails; 3 lab errors (no kernel result for some
 cells); 2 bad input; 130 interrupted. A cell's runs add up by lab/aggregate.py's rule, as everywhere else.
 """
 from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,7 +37,16 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         keep: bool = typer.Option(False, "--keep", help="leave the last cell's topology up, as the cell left it, "
                                   "to debug in place (`lab ssh`, `lab down`); not after Ctrl-C"),
         jobs: str = typer.Option("1", "--jobs", "-j", help="workers at once, each with its own topology (3 VMs): "
-                                 "a number, or auto (from this host's CPUs and memory); default 1")):
+                                 "a number, or auto (from this host's CPUs and memory); default 1"),
+        kernel: Optional[str] = typer.Option(None, "--kernel", help="test this kernel instead of the matrix's rows, "
+                                             "no spec file needed: SRC[:PATCH…], SRC a bzImage or .deb path, an "
+                                             "http(s) URL of either, a Debian package (linux-image-…[=VERSION], "
+                                             "SUITE/linux-image-… for a suite other than bookworm), or a git ref "
+                                             "of --kernel-tree (patches: git only). Its spec and the matrix go into "
+                                             "the run directory: `lab run -m RUN/matrix.yaml` repeats the run"),
+        kernel_tree: Optional[Path] = typer.Option(None, "--kernel-tree", help="the Linux git checkout a --kernel "
+                                                   "GIT_REF is built from (default: $NFSLAB_LINUX_TREE); a full "
+                                                   "build with mainline-4.19's config fragment")):
     """Run the matrix on real VMs and print the compatibility table (also written to the run directory)."""
     from .. import preflight
     from ..schedule import parse_jobs
@@ -42,15 +54,24 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         jobs_asked = parse_jobs(jobs)
     except ValueError as e:
         raise Usage(f"--jobs {e}") from None
-    m, cells = load_cells(matrix, kernels, cell)
-    if resume and not resume.is_dir():
-        raise Usage(f"--resume {resume}: no such run directory (fix: give one that `lab run` made, e.g. "
-                    f"{runs}/<run-id>)")
-    if repeats is not None and repeats < 1:
-        raise Usage(f"--repeats {repeats}: a cell runs at least once (allowed: a whole number >= 1)")
-    # before anything exists: a host that is not ready leaves no empty run directory
-    preflight.check("run", capture=m.experiment.capture)
-    preflight.check_kernels(m, list(dict.fromkeys(c.kernel for c in cells)))
+    adhoc = staged = None
+    if kernel is not None:
+        adhoc, staged = _stage_adhoc(kernel, kernel_tree, matrix, kernels, resume)
+        matrix = staged / "matrix.yaml"
+    try:
+        m, cells = load_cells(matrix, kernels, cell)
+        if resume and not resume.is_dir():
+            raise Usage(f"--resume {resume}: no such run directory (fix: give one that `lab run` made, e.g. "
+                        f"{runs}/<run-id>)")
+        if repeats is not None and repeats < 1:
+            raise Usage(f"--repeats {repeats}: a cell runs at least once (allowed: a whole number >= 1)")
+        # before anything exists: a host that is not ready leaves no empty run directory
+        preflight.check("run", capture=m.experiment.capture)
+        preflight.check_kernels(m, list(dict.fromkeys(c.kernel for c in cells)))
+    except BaseException:
+        if staged is not None:
+            shutil.rmtree(staged, ignore_errors=True)
+        raise
     # imported after the check: python-vagrant logs a warning of its own at import when vagrant is missing
     from ..aggregate import cells_of
     from ..cleanup import release
@@ -61,6 +82,12 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     from ..runner import experiment_meta, runs_to_do
     from ..render.tables import context_for, spec_meta, write_tables
     run_dir = RunDir(resume) if resume else RunDir.create(runs)
+    if staged is not None:   # the ad hoc spec and matrix move into the run directory, and are read from there
+        for name in ("matrix.yaml", "kernels"):
+            shutil.move(str(staged / name), str(run_dir.path / name))
+        shutil.rmtree(staged, ignore_errors=True)
+        m, cells = load_cells(run_dir.path / "matrix.yaml", None, cell)
+        log.info("--kernel %s: row %s (spec %s)", kernel, adhoc.name, run_dir.path / "kernels" / f"{adhoc.name}.yaml")
     repeats = repeats or (run_dir.meta().get("repeats") if resume else None) or m.experiment.repeats
     done = run_dir.finished_runs() if resume else set()
     todo = runs_to_do(cells, repeats, done)
@@ -105,6 +132,36 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     if interrupted:
         raise typer.Exit(130)
     raise typer.Exit(run_exit_code(cells_of(records)))
+
+
+def _stage_adhoc(text: str, tree: Optional[Path], matrix: Optional[Path], kernels: Optional[str],
+                 resume: Optional[Path]):
+    """`--kernel`: its spec and the matrix with that one row, written into a fresh directory (moved into the run
+    directory once the host checks pass, so a host that is not ready leaves nothing behind)."""
+    import tempfile
+    from .. import adhoc as adhocs
+    from ..spec import load_matrix
+    from .common import matrix_path
+    if kernels:
+        raise Usage("--kernel and --kernels: give one (--kernel replaces the matrix's rows)")
+    if resume:
+        raise Usage("--kernel and --resume: a resumed run has its own matrix (fix: lab run --resume RUN "
+                    "--matrix RUN/matrix.yaml)")
+    env_tree = os.environ.get("NFSLAB_LINUX_TREE") or None
+    if tree is not None:
+        if not tree.is_dir():
+            raise Usage(f"--kernel-tree {tree}: no such directory")
+        if env_tree and Path(env_tree).resolve() != tree.resolve():
+            raise Usage(f"--kernel-tree {tree} and NFSLAB_LINUX_TREE={env_tree}: give one (the variable would "
+                        f"override the tree at build time)")
+    try:
+        adhoc = adhocs.parse(text, str(tree) if tree is not None else env_tree)
+    except (ValueError, OSError, subprocess.SubprocessError) as e:
+        raise Usage(f"--kernel {text}: {e}") from None
+    base = load_matrix(matrix_path(matrix))
+    staged = Path(tempfile.mkdtemp(prefix="nfslab-adhoc-"))
+    adhocs.write(adhoc, base, staged)
+    return adhoc, staged
 
 
 def _now() -> str:

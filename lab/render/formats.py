@@ -66,7 +66,7 @@ def _markdown(grid: Grid, title: str, meta: dict, context: Context) -> str:
     lines += _markdown_reruns(grid, meta, context)
     lines += _markdown_kernels(grid, meta, context)
     lines += ["", "**Legend:**", ""]
-    lines += [f"- **{_md_escape(mark)}**: {meaning}" for mark, meaning in legend(context)]
+    lines += [f"- **{_md_escape(mark)}**: {meaning}" for mark, meaning in legend(context, cells)]
     lines += _markdown_traces(grid)
     lines += _markdown_failed_at(grid, context)
     return "\n".join(lines) + "\n"
@@ -189,8 +189,8 @@ def _junit_case(suite: ET.Element, cell: CellResult, rerun: str | None) -> str:
         note = summary.removeprefix("⚠ ")
         ET.SubElement(case, "skipped", type="pytest.xfail", message=f"expected failure: {note}")
         return "skipped"
-    if kind == "regression":
-        ET.SubElement(case, "failure", message=summary, type="regression").text = timelines
+    if kind in ("regression", "no-history"):
+        ET.SubElement(case, "failure", message=summary, type=kind).text = timelines
         return "failure"
     if kind == "unexpected-pass":
         ET.SubElement(case, "failure", message=f"[XPASS(strict)] {summary} (expected: fail)",

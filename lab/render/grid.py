@@ -21,6 +21,7 @@ CATEGORIES = {
     "expected-fail": ("✗ (expected)", "fails, as history says this kernel does"),
     "regression": ("⚠ regression", "expected to pass, failed"),
     "unexpected-pass": ("★ unexpected pass", "expected to fail, passed"),
+    "no-history": ("✗ (no history)", "fails; an ad hoc kernel (lab run --kernel) has no history to hold it to"),
     "flaky": ("⚠ flaky", "the runs disagree: failed in k of N; a regression where a pass is expected"),
     "error": ("ERROR", "the lab failed; not a kernel result"),
     "skip": ("SKIP", "kernel not obtainable here"),
@@ -31,11 +32,11 @@ LEGEND_EXTRA = [(NOT_RUN, "not run"), ("3/3", "how many of the cell's runs agree
                 ("ls clears", "an `ls` of the directory made the client read the new file"),
                 ("only within the race window", "strictly a fail, but nothing was wrong once pass_within was over")]
 #: what `lab table --fail-on` can fail on
-FAIL_ON = ("regression", "unexpected-pass", "flaky", "error", "skip")
+FAIL_ON = ("regression", "unexpected-pass", "no-history", "flaky", "error", "skip")
 #: the cells that carry a rerun command: all but a pass and a kernel that cannot be had
-RERUN = ("expected-fail", "regression", "unexpected-pass", "flaky", "error")
+RERUN = ("expected-fail", "regression", "unexpected-pass", "no-history", "flaky", "error")
 #: the ones `lab run` lists after its table: those that decided its exit code
-MISMATCHES = ("regression", "unexpected-pass", "flaky", "error")
+MISMATCHES = ("regression", "unexpected-pass", "no-history", "flaky", "error")
 UPSTREAM_COMMIT = "https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id={}"
 
 
@@ -56,8 +57,8 @@ def cell_text(cell: CellResult | None) -> str:
         return NOT_RUN
     summary = cell.summary()
     kind = category(cell)
-    if kind == "expected-fail":
-        return "✗ (expected)" + summary.removeprefix("✗")
+    if kind in ("expected-fail", "no-history"):
+        return CATEGORIES[kind][0] + summary.removeprefix("✗")
     if kind in ("regression", "unexpected-pass"):
         return f"{CATEGORIES[kind][0]} {summary}"
     if kind == "flaky" and cell.expected == "fail":
@@ -147,13 +148,18 @@ def counts(cells: list[CellResult]) -> dict[str, int]:
 def summary_line(cells: list[CellResult]) -> str:
     numbers = counts(cells)
     return " · ".join(f"{numbers[name]} {name.replace('-', ' ')}" for name in CATEGORIES
-                      if name != "flaky" or numbers[name])
+                      if name not in ONLY_WHEN_SEEN or numbers[name])
 
 
-def legend(context: Context | None = None) -> list[tuple[str, str]]:
+#: categories the summary and the legend name only in a table that has such a cell
+ONLY_WHEN_SEEN = ("flaky", "no-history")
+
+
+def legend(context: Context | None = None, cells: list[CellResult] | None = None) -> list[tuple[str, str]]:
     extra = [(CHANGED, "the verdict changed since the baseline run (pass ↔ fail, as `lab compare` counts it)")]
-    return ([mark_meaning for mark_meaning in CATEGORIES.values()] + LEGEND_EXTRA
-            + (extra if context and context.baseline else []))
+    seen = {category(c) for c in cells or []}
+    return ([mark_meaning for name, mark_meaning in CATEGORIES.items() if name != "no-history" or name in seen]
+            + LEGEND_EXTRA + (extra if context and context.baseline else []))
 
 
 def pass_within(cells: list[CellResult], meta: dict) -> float | None:

@@ -37,7 +37,7 @@ from .timeplot import (KIND_COLOURS, NOREAD, TimeAxis, WindowRow, defs_svg, labe
                        windows_svg)
 
 #: the filters the page offers, in this order: a category of the table, or "changed" (against a baseline)
-FILTERS = ("regression", "unexpected-pass", "flaky", "error", "expected-fail", "changed")
+FILTERS = ("regression", "unexpected-pass", "no-history", "flaky", "error", "expected-fail", "changed")
 
 
 def render_html(grid: Grid, title: str, meta: dict, context: Context) -> str:
@@ -58,7 +58,8 @@ def render_html(grid: Grid, title: str, meta: dict, context: Context) -> str:
     template = Environment(autoescape=True, keep_trailing_newline=True).from_string(REPORT_TEMPLATE.read_text())
     return template.render(
         heading=heading(grid, meta, title), meta_line=meta_line(meta, context), criterion=criterion_line(cells, meta),
-        columns=grid.columns, rows=rows, unrun=grid.unrun, summary=summary_line(cells), legend=legend(context),
+        columns=grid.columns, rows=rows, unrun=grid.unrun, summary=summary_line(cells),
+        legend=legend(context, cells),
         colours=KIND_COLOURS.items(), noread=NOREAD, defs=Markup(defs_svg()), filters=filters,
         windows=_windows(grid, meta, anchors, axis, criterion, context), kernels=kernels,
         baseline=context.baseline, changed_mark=CHANGED, criterion_s=criterion,

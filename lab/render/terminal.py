@@ -12,7 +12,7 @@ from .grid import CHANGED, build_grid, category, cell_text, criterion_line, summ
 
 
 TERMINAL_STYLES = {"pass": "green", "expected-fail": "yellow", "regression": "bold red",
-                   "unexpected-pass": "bold blue", "flaky": "bold yellow", "error": "magenta", "skip": "dim"}
+                   "unexpected-pass": "bold blue", "no-history": "red", "flaky": "bold yellow", "error": "magenta", "skip": "dim"}
 
 
 def render_terminal(records: list[ResultRecord], title: str = "", meta: dict | None = None,

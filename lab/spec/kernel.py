@@ -14,8 +14,10 @@ from ..errors import SpecError, display_path
 from ..safeload import cut
 from .source import Source, allowed_text, unknown_text
 
-VERDICTS = ("pass", "fail")
-Verdict = Literal["pass", "fail"]
+#: `unknown`: no history to hold the kernel to (an ad hoc kernel, `lab run --kernel`): a fail is news, not a
+#: regression, and a pass is not an unexpected one (lab/render/grid.py shows it as "no history")
+VERDICTS = ("pass", "fail", "unknown")
+Verdict = Literal["pass", "fail", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,11 @@ class ReleaseTree:
 
 
 SOURCE_SCHEMAS: dict[str, dict[str, SourceField]] = {
-    "deb": {"suite": SourceField(True), "package": SourceField(True), "version": SourceField()},
+    # a package from a suite, or one .deb file (`file`: a path; `url`: downloaded, checked against `sha256`)
+    "deb": {"suite": SourceField(), "package": SourceField(), "version": SourceField(), "file": SourceField(),
+            "url": SourceField(), "sha256": SourceField()},
+    # a bootable kernel image (bzImage) with virtio, ext4 and NFS built in: booted directly, no initramfs
+    "image": {"file": SourceField(), "url": SourceField(), "sha256": SourceField()},
     "box": {"name": SourceField(True), "version": SourceField(), "kernel_package": SourceField(True),
             "provider": SourceField(choices=("libvirt",))},
     "build": {"base": SourceField(), "tree": SourceField(True, kind="tree"), "patches": SourceField(kind="list"),
@@ -77,14 +83,15 @@ class Kernel:
 
     name: str
     title: str
-    source_kind: Literal["deb", "box", "build"]
+    source_kind: Literal["deb", "image", "box", "build"]
     source: dict
     expect: list[Expectation]
     path: Path
     notes: str = ""
 
     def expected(self, params: dict[str, str]) -> Verdict:
-        """The first matching expectation wins; a kernel is expected to work unless history says otherwise."""
+        """The first matching expectation wins; a kernel is expected to work unless history says otherwise (an ad hoc
+        kernel's spec says `unknown` for every cell: `when: {}`)."""
         for expectation in self.expect:
             if expectation.matches(params):
                 return expectation.verdict
@@ -122,10 +129,34 @@ def _kernel_source(src: Source, doc: CommentedMap) -> tuple[str, dict]:
     body = src.mapping(node[kind], f"source.{kind}", src.key_line(node, kind), list(schema),
                        required=[key for key, f in schema.items() if f.required])
     source = {key: _source_value(src, body, key, schema[key]) for key in body}
+    _one_origin(src, body, kind, source)
     if isinstance(source.get("tree"), ReleaseTree) and source.get("scope") == "module:fs/nfs":
         raise src.error(src.key_line(body, "tree"), "a module build takes its fs/nfs from linux-source-6.1 or a git "
                                                    "checkout, not from a release tarball (or use scope: full)")
     return kind, source
+
+
+#: where a deb or an image comes from: exactly one of these key sets
+ORIGINS = {"deb": (("suite", "package"), ("file",), ("url",)), "image": (("file",), ("url",))}
+
+
+def _one_origin(src: Source, body: CommentedMap, kind: str, source: dict) -> None:
+    """A deb is a package of a suite or one file; an image one file or URL: exactly one of them, and a URL is
+    http(s) (what a download can fetch), a sha256 64 hex digits."""
+    if kind not in ORIGINS:
+        return
+    given = [keys for keys in ORIGINS[kind] if any(k in source for k in keys)]
+    choices = " | ".join("+".join(keys) for keys in ORIGINS[kind])
+    if len(given) != 1 or not all(k in source for k in given[0]):
+        raise src.error(src.node_line(body), f"source.{kind} needs exactly one of {choices}")
+    if kind == "deb" and given[0] != ("suite", "package") and "version" in source:
+        raise src.error(src.key_line(body, "version"), "version names a package of a suite, not a file")
+    if "url" in source and not re.match(r"^https?://[^/\s]+/\S*[^/\s]$", source["url"]):
+        raise src.error(src.value_line(body, "url"), f"bad url '{cut(source['url'])}' (allowed: http:// or https:// "
+                                                     f"and a file)")
+    if "sha256" in source and not _SHA256.match(source["sha256"]):
+        raise src.error(src.value_line(body, "sha256"), f"bad sha256 '{cut(source['sha256'])}' (allowed: 64 hex "
+                                                        f"digits, as sha256sum prints them)")
 
 
 TREE_KEYS = ["url", "file", "sha256", "alternatives"]

@@ -100,13 +100,13 @@ ROWS = [
         files={"matrix.yaml": MATRIX + "timeouts:\n  boto: 10m\n"}),
     # ---- kernels/*.yaml ------------------------------------------------------------------------------------------
     row("unknown-source-kind", ["list"], "kernels/k.yaml:4: unknown source kind 'tarball' "
-        "(allowed: deb, box, build)", files=kernel("k", "  build:", "  tarball:")),
+        "(allowed: deb, image, box, build)", files=kernel("k", "  build:", "  tarball:")),
     row("missing-tree", ["list"], "kernels/k.yaml:4: source.build needs 'tree' (required: tree, scope)",
         files=kernel("k", "    tree: linux-source-6.1\n")),
     row("bad-expect-axis", ["list"], "kernels/k.yaml:9: unknown axis 'version', did you mean 'vers'? "
         "(allowed: acdirmin, actimeo, leases, lookupcache, reader, stat_before_open, vers)", files=kernel("k", "{vers:", "{version:")),
     row("bad-verdict", ["list"], "kernels/k.yaml:10: unknown verdict 'failed', did you mean 'fail'? "
-        "(allowed: pass, fail)", files=kernel("k", "verdict: fail", "verdict: failed")),
+        "(allowed: pass, fail, unknown)", files=kernel("k", "verdict: fail", "verdict: failed")),
     row("base-loop", ["list"], "kernels/k2.yaml:5: base kernel 'k' makes a loop: k → k2 → k "
         "(a base must lead to a deb or box kernel)",
         files={**kernel("k", "base: ok-deb", "base: k2"),

@@ -96,7 +96,7 @@ def test_categories_and_cell_texts(records):
 
 
 def test_counts_keep_errors_and_skips_apart(records):
-    assert counts(cells_of(records)) == {"pass": 7, "expected-fail": 3, "regression": 1, "unexpected-pass": 1,
+    assert counts(cells_of(records)) == {"pass": 7, "expected-fail": 3, "regression": 1, "unexpected-pass": 1, "no-history": 0,
                                          "flaky": 0, "error": 1, "skip": 4, "total": 17}
 
 

@@ -217,15 +217,15 @@ def test_matrix_errors_point_at_the_line(case):
 
 
 KERNEL_ERRORS = {
-    "zero-sources": "zero-sources.yaml:3: source needs exactly one of deb, box, build (found 0)",
-    "two-sources": "two-sources.yaml:4: source needs exactly one of deb, box, build (found 2)",
+    "zero-sources": "zero-sources.yaml:3: source needs exactly one of deb, image, box, build (found 0)",
+    "two-sources": "two-sources.yaml:4: source needs exactly one of deb, image, box, build (found 2)",
     "unknown-expect-key": "unknown-expect-key.yaml:9: unknown axis 'version', did you mean 'vers'? "
                           "(allowed: acdirmin, actimeo, leases, lookupcache, reader, stat_before_open, vers)",
-    "bad-verdict": "bad-verdict.yaml:7: unknown verdict 'failed', did you mean 'fail'? (allowed: pass, fail)",
+    "bad-verdict": "bad-verdict.yaml:7: unknown verdict 'failed', did you mean 'fail'? (allowed: pass, fail, unknown)",
     "name-mismatch": "name-mismatch.yaml:2: name 'debian-6.1' does not match the file name "
                      "(expected: name-mismatch)",
     "unknown-source-key": "unknown-source-key.yaml:6: unknown key 'pakage', did you mean 'package'? "
-                          "(allowed: suite, package, version)",
+                          "(allowed: suite, package, version, file, url, sha256)",
     "bad-scope": "bad-scope.yaml:6: unknown scope 'module:fs/nfsd', did you mean 'module:fs/nfs'? "
                  "(allowed: full, module:fs/nfs)",
     "missing-package": "missing-package.yaml:4: source.box needs 'kernel_package' (required: name, kernel_package)",

@@ -1,0 +1,186 @@
+"""`lab run --kernel`: each kind of SRC maps to a spec of an existing source kind, the spec and matrix written into
+the run directory load like any other and repeat the run, a kernel without history shows as such in the table,
+and bad input (through the real command line) is one line with exit 2."""
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+
+import pytest
+
+from lab import adhoc, prebuilt
+from lab.paths import DEFAULT_MATRIX
+from lab.spec import load_matrix
+from tests.unit.test_hostile_input import lab as hostile_lab
+
+
+def bzimage(path, release="6.8.0-adhoc"):
+    """A file with an x86 boot header that names `release`, as a real bzImage's does."""
+    data = bytearray(0x1000)
+    data[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", data, 0x20E, 0x400 - 0x200)
+    text = f"{release} (builder@host) #1 SMP".encode()
+    data[0x400:0x400 + len(text)] = text
+    path.write_bytes(bytes(data))
+    return path
+
+
+def deb(path):
+    path.write_bytes(b"!<arch>\ndebian-binary   0           0     0     100644  4         `\n2.0\n")
+    return path
+
+
+@pytest.fixture
+def tree(tmp_path):
+    repo = tmp_path / "linux"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "Makefile").write_text("# linux\n")
+    subprocess.run([*git, "add", "Makefile"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "v6.1"], check=True)
+    subprocess.run([*git, "tag", "v6.1"], check=True)
+    return repo
+
+
+def test_bzimage_path_is_an_image_source_pinned_by_sha256(tmp_path):
+    image = bzimage(tmp_path / "bzImage")
+    a = adhoc.parse(str(image))
+    assert a.kind == "image" and a.source == {"file": str(image), "sha256": prebuilt.sha256_of(image)}
+    assert a.name.startswith("adhoc-6.8.0-adhoc-") and "6.8.0-adhoc" in a.title
+    assert prebuilt.bzimage_release(image) == "6.8.0-adhoc"
+
+
+def test_deb_path_url_and_package_name_are_deb_sources(tmp_path):
+    package = deb(tmp_path / "linux-image-6.9.0_amd64.deb")
+    assert adhoc.parse(str(package)).source == {"file": str(package), "sha256": prebuilt.sha256_of(package)}
+    by_url = adhoc.parse("https://example.org/k/linux-image-6.9.0_amd64.deb")
+    assert (by_url.kind, by_url.source) == ("deb", {"url": "https://example.org/k/linux-image-6.9.0_amd64.deb"})
+    assert adhoc.parse("https://example.org/k/bzImage").kind == "image"
+    named = adhoc.parse("linux-image-6.1.0-18-cloud-amd64=6.1.76-1")
+    assert named.source == {"suite": "bookworm", "package": "linux-image-6.1.0-18-cloud-amd64", "version": "6.1.76-1"}
+    assert adhoc.parse("trixie/linux-image-cloud-amd64").source == {"suite": "trixie",
+                                                                     "package": "linux-image-cloud-amd64"}
+
+
+def test_git_ref_is_a_full_build_at_its_commit_with_patches_copied(tmp_path, tree):
+    patch = tmp_path / "fix.patch"
+    patch.write_text("--- a/x\n+++ b/x\n")
+    a = adhoc.parse(f"v6.1:{patch}", str(tree))
+    commit = subprocess.run(["git", "-C", str(tree), "rev-parse", "v6.1"], capture_output=True,
+                            text=True).stdout.strip()
+    assert a.kind == "build" and a.source["ref"] == commit and a.source["scope"] == "full"
+    assert a.source["patches"] == ["patches/01-fix.patch"] and a.copies["patches/01-fix.patch"] == patch
+    assert a.name.startswith("adhoc-v6.1-") and "1 patch" in a.title
+
+
+def test_written_spec_and_matrix_load_with_no_history(tmp_path, tree):
+    a = adhoc.parse("v6.1", str(tree))
+    path = adhoc.write(a, load_matrix(DEFAULT_MATRIX), tmp_path / "run")
+    m = load_matrix(path)
+    assert m.kernel_names == [a.name] and m.server == "debian-6.1"
+    assert m.axes == load_matrix(DEFAULT_MATRIX).axes
+    k = m.kernel(a.name)
+    assert k.source_kind == "build" and k.expected({"vers": "4.0", "leases": "on"}) == "unknown"
+    assert (tmp_path / "run/kernels/config/lab.config").read_text() == adhoc.BUILD_CONFIG.read_text()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty"),
+    ("/nonexistent/bzImage", "/nonexistent/bzImage: no such file"),
+    ("ftp://example.org/bzImage", "URL scheme 'ftp' is not supported (allowed: http, https"),
+    ("https://example.org/", "bad URL"),
+    ("linux-image-6.1:extra.patch", "no such file"),
+])
+def test_parse_refuses_with_one_line(text, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        adhoc.parse(text)
+
+
+def test_parse_refuses_a_file_that_is_no_kernel_and_patches_on_a_file(tmp_path, tree):
+    other = tmp_path / "notes.txt"
+    other.write_text("hello")
+    with pytest.raises(ValueError, match="not an x86 bzImage"):
+        adhoc.parse(str(other))
+    with pytest.raises(ValueError, match="patches apply to a git build only"):
+        adhoc.parse(f"{bzimage(tmp_path / 'bz')}:x.patch")
+    with pytest.raises(ValueError, match="no such commit"):
+        adhoc.parse("v9.9", str(tree))
+    with pytest.raises(ValueError, match="patch 'missing.patch': no such file"):
+        adhoc.parse("v6.1:missing.patch", str(tree))
+
+
+@pytest.mark.parametrize("kernel, message", [
+    ("/nonexistent/bzImage", "--kernel /nonexistent/bzImage: /nonexistent/bzImage: no such file"),
+    ("gopher://example.org/bzImage", "URL scheme 'gopher' is not supported"),
+    ("v6.1;touch${IFS}/tmp/owned", "is not a git ref"),
+    ("$(id>pwned)", "is not a git ref"),
+    ("v6.1:/nonexistent/fix.patch", "patch '/nonexistent/fix.patch': no such file"),
+])
+def test_hostile_kernel_is_one_line_and_exit_2(tmp_path, kernel, message):
+    """Through the real command line, as an unprivileged user with stand-ins for every host tool."""
+    repo = tmp_path / "tree"
+    (repo / ".git").mkdir(parents=True)
+    r = hostile_lab(tmp_path, ["run", "--kernel", kernel, "--kernel-tree", str(repo), "--runs", str(tmp_path / "r")])
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "r").exists() and not (tmp_path / "pwned").exists()
+
+
+def test_kernel_with_kernels_or_a_missing_tree_is_refused(tmp_path):
+    r = hostile_lab(tmp_path, ["run", "--kernel", "v6.1", "--kernels", "debian-6.1"])
+    assert r.returncode == 2 and "--kernel and --kernels: give one" in r.stderr
+    r = hostile_lab(tmp_path, ["run", "--kernel", "v6.1", "--kernel-tree", str(tmp_path / "none")])
+    assert r.returncode == 2 and "no such directory" in r.stderr
+
+
+def test_lab_run_kernel_writes_a_repeatable_run_and_shows_no_history(tmp_path, lab_cli, monkeypatch):
+    """`lab run --kernel bzImage` with a scripted runner: the run directory holds the matrix and the spec, the
+    failing cell is "no history" (exit 1) with a rerun command that names the run's matrix."""
+    from lab import cleanup, preflight, runner
+    from lab.outcome import Verdict
+    from lab.results import ResultRecord, now_iso
+
+    class Scripted:
+        host = None
+
+        def __init__(self, matrix, run_dir, home=None, progress=None, worker=None):
+            self.matrix, self.run_dir = matrix, run_dir
+
+        def run_cell(self, cell, repeat=1, repeats=1):
+            verdict = (Verdict("fail", reason="stale-data", first_new_after=9.0, stale_for=8.5, pass_within=2.0)
+                       if cell.params["vers"] == "4.0" else Verdict("pass", first_new_after=0.5, pass_within=2.0))
+            record = ResultRecord(run_id=self.run_dir.run_id, cell_id=cell.id, kernel=cell.kernel,
+                                  params=dict(cell.params), verdict=verdict.to_dict(),
+                                  expected=self.matrix.expected(cell), started=now_iso(), duration_s=1.0,
+                                  worker="main", observation=None, logs="", repeat=repeat, repeats=repeats)
+            self.run_dir.append(record)
+            return record
+
+        def close(self, keep=False):
+            return None
+
+    for name in ("check", "check_kernels"):
+        monkeypatch.setattr(preflight, name, lambda *args, **kwargs: None)
+    monkeypatch.setattr(cleanup, "release", lambda *args, **kwargs: None)
+    monkeypatch.setattr(runner, "Runner", Scripted)
+    monkeypatch.setattr("signal.signal", lambda *args: None)
+    image = bzimage(tmp_path / "bzImage")
+    r = lab_cli("run", "--kernel", image, "--cell", "leases=on", "--runs", "runs", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    run_dir = next((tmp_path / "runs").iterdir())
+    m = load_matrix(run_dir / "matrix.yaml")
+    name = m.kernel_names[0]
+    assert (run_dir / "kernels" / f"{name}.yaml").exists() and m.kernel(name).source["file"] == str(image)
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["matrix"] == f"runs/{run_dir.name}/matrix.yaml" and meta["kernels"] == [name]
+    rerun = f"lab run -m runs/{run_dir.name}/matrix.yaml -k {name} --cell vers=4.0,leases=on --repeats 1"
+    assert f"  {rerun}   # {name}/vers=4.0/leases=on: no-history" in r.stdout
+    table = (run_dir / "table.md").read_text()
+    assert "✗ (no history)" in table and "1 no history" in table and "0 regression" in table
+    assert f"rerun: `{rerun}`" in table
+    html = (run_dir / "table.html").read_text() if (run_dir / "table.html").exists() else ""
+    assert not html or rerun.replace(" ", " ") in html
+    assert not list(tmp_path.glob("nfslab-adhoc-*"))
