@@ -47,9 +47,11 @@ class Workers:
     Use `run(todo)`, then always `close()` (in a finally) before releasing the host."""
 
     def __init__(self, matrix: Matrix, run_dir: RunDir, jobs: int, shown, home: LabHome | None = None,
-                 keep: bool = False, runner=None):
+                 keep: bool = False, runner=None, keep_failing: bool = False):
         self.matrix, self.run_dir, self.jobs, self.shown = matrix, run_dir, max(1, jobs), shown
         self.keep = keep              # `--keep`: no topology is destroyed before close() picks the one to keep
+        self.keep_failing = keep_failing   # `--keep-failing`: the first failing run's topology is set aside
+        self._failing_kept = False
         self.home = home or LabHome.default()
         self.host = Host(self.home)
         self._new_runner = runner     # a Runner class or factory (tests script one); default lab/runner.py's
@@ -58,6 +60,7 @@ class Workers:
         self.errors: list[BaseException] = []
         self.last = None              # the runner whose run finished last: `--keep` keeps its topology
         self._lock = threading.Lock()
+        self._claim_lock = threading.Lock()
         self._busy = 0                # workers not yet ended; _all_done is set when the last one ends
         self._all_done = threading.Event()
 
@@ -104,6 +107,8 @@ class Workers:
         new = self._new_runner or runners.Runner
         runner = new(self.matrix, self.run_dir, home=self.home, progress=progress, worker=worker)
         runner.stop = self.stop
+        if self.keep_failing:
+            runner.keep_failing = self._first_failing
         self.runners.append(runner)
         return runner
 
@@ -140,6 +145,12 @@ class Workers:
                 if self._busy == 0:
                     self._all_done.set()
 
+    def _first_failing(self) -> bool:
+        """True once: for the first failing run of the whole run, whichever worker ran it."""
+        with self._claim_lock:
+            first, self._failing_kept = not self._failing_kept, True
+            return first
+
     def halt(self) -> None:
         """Stop every worker now: no new run starts, ssh connections break, this process's commands end."""
         self.stop.set()
@@ -156,14 +167,22 @@ class Workers:
     # ---- the end -------------------------------------------------------------------------------------------
     def close(self, keep: bool = False):
         """Destroy every worker's topology; with keep, leave the one of the run that finished last up and return
-        its Topology (lab/runner.py Runner.close)."""
+        its Topology (lab/runner.py Runner.close). Under --keep-failing the topology set aside by the first failing
+        run is already out of the runners' hands: it stays, and is the one returned."""
         kept = None
         for r in self.runners:
             if keep and r is self.last:
                 kept = r.close(keep=True)
             else:
                 r.close()
-        return kept
+        return kept or self.kept_failing()[0]
+
+    def kept_failing(self) -> tuple:
+        """(Topology, cell id) set aside under --keep-failing, or (None, None)."""
+        for r in self.runners:
+            if getattr(r, "kept_topology", None) is not None:
+                return r.kept_topology, r.kept_cell
+        return None, None
 
 
 def resolve_jobs(jobs: int | str, units: int) -> int:

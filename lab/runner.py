@@ -60,6 +60,11 @@ class Runner:
         self.lab_error: Verdict | None = None   # a kernel whose topology could not come up: its cells ERROR
         self.unavailable: dict[str, KernelUnavailable] = {}   # kernels that cannot be had: asked once
         self.stop = None            # a threading.Event set when the run is stopping (lab/parallel.py)
+        # `lab run --keep-failing`: asked once per failing run, True for the one whose topology is to be kept (the
+        # run's first failing one, lab/parallel.py); that topology is then set aside as the cell left it
+        self.keep_failing = None
+        self.kept_topology: topology.Topology | None = None
+        self.kept_cell: str | None = None
 
     # ---- preparation -------------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -93,7 +98,9 @@ class Runner:
             if self.stop is not None and self.stop.is_set():   # the failure is the stop's doing, not the lab's
                 raise Cancelled(f"{cell.id}: {e.step}") from None
             verdict = Verdict.error(e.step, e.message, _relative(e.log, self.run_dir.path))
-            self._after_error(e, log_dir)
+            self._after_error(e, log_dir, cell)
+        if verdict.status == "fail":
+            self._keep_if_first_failing(cell)
         record = ResultRecord(
             run_id=self.run_dir.run_id, cell_id=cell.id, kernel=cell.kernel, params=dict(cell.params),
             verdict=verdict.to_dict(), expected=kernel.expected(cell.params), started=started_iso,
@@ -152,14 +159,17 @@ class Runner:
                                  **capture.summarise(capture.decode(pcap), clients, changed[0])}
         return obs
 
-    def _after_error(self, error: LabError, log_dir: Path) -> None:
-        """Keep the evidence, then drop a broken topology so the next cell gets a fresh one."""
+    def _after_error(self, error: LabError, log_dir: Path, cell: Cell) -> None:
+        """Keep the evidence, then drop a broken topology so the next cell gets a fresh one (or, under
+        --keep-failing, set it aside as it is: broken VMs are what there is to debug)."""
         if self.lab is None:
             return
         for m in self.lab.remotes:
             console = self.lab.live.console_log(m)
             if console.exists():
                 (log_dir / f"{m}.console.log").write_bytes(console.read_bytes()[-200_000:])
+        if self._keep_if_first_failing(cell):
+            return
         if not self.lab.healthy():
             self.progress("topology broken: rebuilding it for the next cell")
             self._close_lab()
@@ -200,6 +210,19 @@ class Runner:
         with locked(self.home.kernels / ".resolve.lock"):
             return kernels.check_files(kernels.resolve(self.matrix.kernel(kernel_name), self.home, self.box,
                                                        progress, self.matrix.timeouts.build))
+
+    def _keep_if_first_failing(self, cell: Cell) -> bool:
+        """Under --keep-failing, the first failing (or ERROR) run of the whole run leaves its topology up as the run
+        left it, marked kept in its state file (`lab status`, `lab ssh`, `lab down`, `lab clean` find it there);
+        this runner's next cell boots a fresh topology, so nothing more happens on the kept one."""
+        if self.lab is None or self.keep_failing is None or not self.keep_failing():
+            return False
+        self.lab.disconnect()
+        self.lab.live.state.set("kept", True)
+        self.kept_topology, self.kept_cell = self.lab.live.topology, cell.id
+        self.progress(f"{cell.id}: failed; its topology stays up as the cell left it (later cells get a fresh one)")
+        self.lab, self.lab_kernel = None, None
+        return True
 
     def _close_lab(self) -> None:
         if self.lab is not None:

@@ -36,6 +36,10 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         keep_host: bool = typer.Option(False, help="leave the lab namespace and libvirtd running afterwards"),
         keep: bool = typer.Option(False, "--keep", help="leave the last cell's topology up, as the cell left it, "
                                   "to debug in place (`lab ssh`, `lab down`); not after Ctrl-C"),
+        keep_failing: bool = typer.Option(False, "--keep-failing", help="leave the topology of the first failing "
+                                          "(or ERROR) cell up, as that cell left it (molecule's --destroy never on "
+                                          "failure): later cells of its kernel boot a fresh one; `lab status`, `lab "
+                                          "ssh KERNEL alice|bob|server`, `lab down KERNEL`"),
         jobs: str = typer.Option("1", "--jobs", "-j", help="workers at once, each with its own topology (3 VMs): "
                                  "a number, or auto (from this host's CPUs and memory); default 1"),
         kernel: Optional[str] = typer.Option(None, "--kernel", help="test this kernel instead of the matrix's rows, "
@@ -54,6 +58,8 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         jobs_asked = parse_jobs(jobs)
     except ValueError as e:
         raise Usage(f"--jobs {e}") from None
+    if keep and keep_failing:
+        raise Usage("--keep and --keep-failing: give one (the last cell's topology, or the first failing one's)")
     adhoc = staged = None
     if kernel is not None:
         adhoc, staged = _stage_adhoc(kernel, kernel_tree, matrix, kernels, resume)
@@ -105,7 +111,7 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     if workers > 1:
         log.info("%d workers, each with its own topology", workers)
     shown = RunProgress(todo, repeats, log, console=live_console(), jobs=workers)
-    pool = Workers(m, run_dir, workers, shown, keep=keep)
+    pool = Workers(m, run_dir, workers, shown, keep=keep, keep_failing=keep_failing)
     # both explicitly: a process started from a non-interactive shell in the background inherits SIGINT ignored
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, raise_interrupt)
@@ -125,10 +131,13 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     _show_table(out, records, run_dir.meta(), context)
     out.print(f"run directory: {run_dir.path}", markup=False)
     if kept is not None:
-        out.print(f"kept: {kept.kernel_name} (topology {kept.lab_id}): lab ssh {kept.kernel_name} alice | "
-                  f"lab down {kept.kernel_name}", soft_wrap=True, markup=False)
+        failing = pool.kept_failing()[1]
+        out.print(f"kept: {kept.kernel_name} (topology {kept.lab_id}{f', as {failing} left it' if failing else ''}): "
+                  f"lab ssh {kept.kernel_name} alice | lab down {kept.kernel_name}", soft_wrap=True, markup=False)
     elif keep and not interrupted:
         log.warning("--keep: no topology left to keep (the last cell's was torn down after a lab error)")
+    elif keep_failing:
+        log.info("--keep-failing: nothing kept (no cell failed with its topology up)")
     if interrupted:
         raise typer.Exit(130)
     raise typer.Exit(run_exit_code(cells_of(records)))
