@@ -34,6 +34,7 @@ class Context:
     baseline: Comparison | None = None
     cwd: str | None = None
     for_docs: bool = False
+    run_dir: str | None = None     # the run directory as the caller named it: where a matrix kept in it is now
 
     @property
     def links(self) -> bool:

@@ -92,13 +92,22 @@ def rerun_argv(cell: CellResult, meta: dict, context: Context | None = None) -> 
     docs, never an absolute path."""
     context = context or Context()
     argv = ["lab", "run"]
-    matrix = str(meta.get("matrix") or "")
+    matrix = kept_matrix(meta, context) or str(meta.get("matrix") or "")
     if matrix and not is_default_matrix(matrix):
         shown = _relative(matrix, context.cwd)
         argv += ["-m", shown or (PurePosixPath(matrix).name if context.for_docs else matrix)]
     params = in_axis_order(cell.params, list(meta.get("axes") or []))
     return argv + ["-k", cell.kernel, "--cell", ",".join(f"{k}={v}" for k, v in params.items()),
                    "--repeats", str(cell.planned)]
+
+
+def kept_matrix(meta: dict, context: Context) -> str | None:
+    """A matrix kept inside its run directory (`lab run --kernel` writes RUN/matrix.yaml and RUN/kernels/) is named
+    where that directory is now, so the rerun still works after the run directory was moved or copied."""
+    matrix = PurePosixPath(str(meta.get("matrix") or ""))
+    if context.run_dir and meta.get("run_id") and matrix.parts[-2:] == (str(meta["run_id"]), "matrix.yaml"):
+        return str(PurePosixPath(context.run_dir) / "matrix.yaml")
+    return None
 
 
 def rerun_command(cell: CellResult, meta: dict, context: Context | None = None) -> str | None:

@@ -65,7 +65,8 @@ def context_for(run_dir: RunDir, baseline: Path | None = None, cwd: str | None =
         records = run_dir.runs()
         comparison = compare(RunDir(baseline).runs(), records, series_of(records, meta), str(baseline),
                              str(run_dir.path))
-    return Context(specs=spec_facts(meta), baseline=comparison, cwd=cwd, for_docs=for_docs)
+    return Context(specs=spec_facts(meta), baseline=comparison, cwd=cwd, for_docs=for_docs,
+                   run_dir=str(run_dir.path))
 
 
 def write_tables(run_dir: RunDir) -> list[ResultRecord]:

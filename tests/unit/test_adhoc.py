@@ -184,3 +184,15 @@ def test_lab_run_kernel_writes_a_repeatable_run_and_shows_no_history(tmp_path, l
     html = (run_dir / "table.html").read_text() if (run_dir / "table.html").exists() else ""
     assert not html or rerun.replace(" ", " ") in html
     assert not list(tmp_path.glob("nfslab-adhoc-*"))
+
+
+def test_rerun_names_the_matrix_kept_in_the_run_directory_where_it_is_now():
+    from lab.render.context import Context
+    from lab.render.provenance import rerun_argv
+    from types import SimpleNamespace
+    cell = SimpleNamespace(kernel="adhoc-x", params={"vers": "4.1"}, planned=2)
+    meta = {"matrix": "runs/20261130-1/matrix.yaml", "run_id": "20261130-1", "axes": {"vers": ["4.1"]}}
+    moved = Context(run_dir="/srv/ci/shards/20261130-1", cwd="/srv/ci")
+    assert rerun_argv(cell, meta, moved) == ["lab", "run", "-m", "shards/20261130-1/matrix.yaml", "-k", "adhoc-x",
+                                             "--cell", "vers=4.1", "--repeats", "2"]
+    assert rerun_argv(cell, {**meta, "matrix": "matrices/m.yaml"}, moved)[3] == "matrices/m.yaml"
