@@ -147,13 +147,22 @@ def test_gitlab_pipeline_structure():
     assert jobs["shard"]["parallel"]["matrix"][0]["KERNELS"]
     # the compare job fetches the baseline from the job that publishes merged/, and hands changes.json on
     fetch, compare_line = jobs["compare"]["script"]
-    assert "job=table" in fetch and "merged/" in jobs["table"]["artifacts"]["paths"]
+    assert "$NFSLAB_BASELINE_URL" in fetch and "job=table" in jobs["compare"]["variables"]["NFSLAB_BASELINE_URL"]
+    assert "merged/" in jobs["table"]["artifacts"]["paths"]
+    # every job that reads the matrix reads the one the pipeline names (a local run picks a one-kernel matrix)
+    assert doc["variables"]["NFSLAB_MATRIX"] == "lab/data/matrix.yaml"
+    for name in ("shard", "bisect"):
+        assert '--matrix "$NFSLAB_MATRIX"' in jobs[name]["script"][0], name
     assert "--output changes.json" in compare_line and jobs["compare"]["artifacts"]["paths"] == ["changes.json"]
     assert jobs["compare"]["allow_failure"] == {"exit_codes": [1]}, "a change must not stop the bisect job"
     assert jobs["bisect"]["needs"] == ["compare"]
     assert "--from-changes changes.json" in jobs["bisect"]["script"][0]
-    for name in ("shard", "bisect"):     # jobs with VMs clean up whatever happens
-        assert jobs[name]["after_script"] == [".venv/bin/lab clean"]
+    # jobs with VMs clean up whatever happens: an include that a local gitlab-ci-local run may leave out
+    cleanup = load("gitlab-ci-cleanup.yml")
+    assert doc["include"] == [{"local": "ci/gitlab-ci-cleanup.yml",
+                               "rules": [{"if": '$NFSLAB_AFTER_CLEAN != "no"'}]}]
+    for name in ("shard", "bisect"):
+        assert cleanup[name] == {"after_script": [".venv/bin/lab clean"]} and "after_script" not in jobs[name]
     # the gate decides from the merged table; a tripped gate (exit 1) must not cost the table job its success,
     # whose merged/ is the next baseline, nor fail the pipeline the baseline URL needs successful
     gate = jobs[GATE]
