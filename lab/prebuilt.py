@@ -19,20 +19,13 @@ from . import initrd
 from .errors import KernelUnavailable
 from .paths import LabHome
 from .proc import run
+from .tarballs import sha256_of
 from .topology import KernelFiles
 
 DOWNLOAD_TIMEOUT_S = 600
 #: the x86 boot protocol's header (Documentation/arch/x86/boot.rst): "HdrS" at 0x202, the offset of the version
 #: string (minus 0x200) at 0x20e
 _HDRS_AT, _VERSION_PTR_AT = 0x202, 0x20E
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def bzimage_release(path: Path) -> str:
