@@ -165,11 +165,13 @@ a=$(date +%s.%N); true < {scenario.listdir}; rc=$?; b=$(date +%s.%N)
 printf 'F\\t%s\\t%s\\t%s\\n' "$a" "$rc" "$b" > {TIMELINE}
 {setup}exec 3< {scenario.hold}
 end=$(( $(date +%s) + {seconds} ))
+tick=$(date +%s%3N)
 while [ $(date +%s) -lt $end ] && [ ! -e {TIMELINE}.stop ]; do
   {stat}
   {body}
   printf 'R\\t%s\\t%s\\t%s\\n' "$t" "$rc" "$(printf '%s' "$out" | tr '\\t\\n' '  ')"
-  sleep {settings.interval}
+  tick=$((tick + {round(settings.interval * 1000)})); now=$(date +%s%3N); ms=$((tick - now))
+  if [ "$ms" -gt 0 ]; then sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))"; else tick=$now; fi
 done >> {TIMELINE}
 ls -l {scenario.listdir} > {TIMELINE}.ls 2>&1
 t=$(date +%s.%N); out=$({read} 2>&1); rc=$?

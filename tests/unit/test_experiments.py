@@ -29,7 +29,7 @@ def test_alice_holds_the_file_open_and_reads_by_name():
     script = race.alice_script(rename.SCENARIO, SETTINGS, stat_before_open=False)
     assert "exec 3< test1.txt" in script           # the long-lived open of the seed
     assert "out=$(cat test1.txt 2>&1)" in script   # each read opens by name
-    assert "sleep 0.5" in script
+    assert "tick=$((tick + 500))" in script        # one read every 0.5 s, counted from the loop's start
     assert "stat test1.txt" not in script
     assert "ls -l . >" in script                   # the ls of the file's directory that clears it in the seed
 
@@ -268,3 +268,28 @@ def test_run_plans_the_steps_on_each_guests_clock_and_records_the_ages():
     assert ages["dir_attrs_fetched_before_change_s"] == pytest.approx(2.09, abs=0.002)
     assert ages["off_plan_s"] == pytest.approx(0.13, abs=0.002)
     assert [r.kind for r in obs.reads] == ["old", "new"] and obs.after_ls.kind == "new"
+
+
+def test_reads_keep_their_period_when_a_read_is_slow(tmp_path):
+    """The loop sleeps until the next tick, not a fixed 0.5 s after each read: a read that takes 0.3 s (NFS under
+    TCG, more on a loaded host) must not stretch the period, which is the resolution of every window. Runs the
+    real script in sh, with its /tmp paths moved into tmp_path."""
+    import dataclasses
+    import subprocess
+    import time
+    (tmp_path / "test1.txt").write_text("1 - Old file")
+    scenario = dataclasses.replace(rename.SCENARIO, workdir=str(tmp_path), read="sleep 0.3; cat test1.txt")
+    script = race.alice_script(scenario, race.Settings(duration=2, interval=0.5, trace_syscalls=False),
+                               stat_before_open=False)
+    timeline = tmp_path / "timeline"
+    script = script.replace(race.TIMELINE, str(timeline)).replace(race.DONE, str(tmp_path / "done"))
+    (tmp_path / "alice.sh").write_text(script)
+    start_ms = int(time.time() * 1000)
+    proc = subprocess.Popen(["sh", str(tmp_path / "alice.sh"), str(start_ms)])
+    time.sleep(4)
+    (tmp_path / "timeline.stop").touch()
+    assert proc.wait(timeout=30) == 0
+    times = [float(line.split("\t")[1]) for line in timeline.read_text().splitlines() if line.startswith("R\t")]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert len(gaps) >= 3, times
+    assert max(gaps) < 0.6 and min(gaps) > 0.4, gaps      # a fixed sleep after each read would give ≈ 0.8 s
