@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import capture, kernels, nfs, topology
@@ -35,6 +37,10 @@ from .state import locked
 
 def _quiet(msg: str) -> None:
     pass
+
+
+#: one topology boots at a time in a process (Runner._boot_turn)
+BOOTS = threading.BoundedSemaphore(1)
 
 
 class Cancelled(Exception):
@@ -196,13 +202,29 @@ class Runner:
             raise
         server = self._files(self.matrix.server)
         try:
-            self.lab = boot_lab(self.host, box=self.box.name, kernel_name=kernel_name, server=server, client=client,
-                                timeouts=self.matrix.timeouts, run=self.run_dir.path.resolve(),
-                                progress=self.progress)
+            with self._boot_turn(kernel_name):
+                self.lab = boot_lab(self.host, box=self.box.name, kernel_name=kernel_name, server=server,
+                                    client=client, timeouts=self.matrix.timeouts, run=self.run_dir.path.resolve(),
+                                    progress=self.progress)
         except LabError as e:
             self.lab_error = Verdict.error(e.step, e.message, e.log)
             raise
         return self.lab
+
+    @contextmanager
+    def _boot_turn(self, kernel_name: str):
+        """One boot at a time in this process. A boot is ~36 s of nearly pure CPU for three TCG guests; six at once
+        on 2 cores took 155 s each and, worse, shifted the windows of the cells other workers were running by up to
+        4 s (docs/performance.md, "Concurrency"). Waiting ends early when the run stops."""
+        if not BOOTS.acquire(blocking=False):
+            self.progress(f"{kernel_name}: waiting for another worker's boot to finish")
+            while not BOOTS.acquire(timeout=1.0):
+                if self.stop is not None and self.stop.is_set():
+                    raise Cancelled(f"{kernel_name}: boot")
+        try:
+            yield
+        finally:
+            BOOTS.release()
 
     def _files(self, kernel_name: str, progress=_quiet):
         """A kernel's bootable files, fetched or built once (cached). One at a time across runners: the apt

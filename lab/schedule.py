@@ -28,8 +28,9 @@ FAIL_S = 70.0
 VM_MIB = 400
 RESERVE_MIB = 2048
 #: topologies per core for `--jobs auto`: a cell's VMs mostly sit idle while alice reads every 0.5 s; boots and
-#: reverts are the CPU bursts (see docs/performance.md, "Concurrency")
-JOBS_PER_CPU = 3
+#: reverts are the CPU bursts. Measured on the 2-core TCG host (docs/performance.md, "Concurrency"): 6 workers
+#: (3 a core) loaded it to 11 and shifted windows by up to 4 s; 3 workers kept them within one read gap
+JOBS_PER_CPU = 1.5
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def parse_jobs(text: str | int | None) -> int | str:
 def auto_jobs(cpus: int, mem_available_mib: int, units: int) -> int:
     """Workers for `--jobs auto`: JOBS_PER_CPU a core, as many as the memory has room for (3 VMs of VM_MIB each,
     RESERVE_MIB kept for the host), and no more than there are units to run."""
-    by_cpu = JOBS_PER_CPU * max(1, cpus)
+    by_cpu = max(1, int(JOBS_PER_CPU * max(1, cpus)))
     by_memory = max(1, (mem_available_mib - RESERVE_MIB) // (3 * VM_MIB))
     return max(1, min(by_cpu, by_memory, max(1, units)))
 

@@ -189,3 +189,24 @@ def test_several_running_cells_each_with_its_worker(caplog):
     assert shown.cells_done == 1 and shown.runs_done == 2
     shown.stopped("w2")
     assert not shown.running
+
+
+def test_one_boot_at_a_time_and_a_waiting_boot_ends_when_the_run_stops():
+    import threading as th
+
+    from lab import runner as R
+    waiting = R.Runner.__new__(R.Runner)
+    waiting.stop, waiting.progress = th.Event(), lambda msg: None
+    assert R.BOOTS.acquire(blocking=False)          # another worker is booting
+    try:
+        waiting.stop.set()
+        with pytest.raises(R.Cancelled):
+            with waiting._boot_turn("k"):
+                pass
+    finally:
+        R.BOOTS.release()
+    waiting.stop.clear()
+    with waiting._boot_turn("k"):                   # free: taken at once, and given back after
+        assert not R.BOOTS.acquire(blocking=False)
+    assert R.BOOTS.acquire(blocking=False)
+    R.BOOTS.release()

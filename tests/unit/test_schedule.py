@@ -121,7 +121,7 @@ def test_parse_jobs_refuses_what_is_not_a_count(text):
 
 
 def test_auto_jobs_is_bounded_by_cpus_memory_and_work():
-    assert S.auto_jobs(cpus=2, mem_available_mib=23000, units=84) == 6            # 3 a core
+    assert S.auto_jobs(cpus=2, mem_available_mib=23000, units=84) == 3            # 1.5 a core
     assert S.auto_jobs(cpus=16, mem_available_mib=6000, units=84) == 3            # (6000-2048) // 1200
     assert S.auto_jobs(cpus=2, mem_available_mib=23000, units=2) == 2             # no idle workers
     assert S.auto_jobs(cpus=2, mem_available_mib=1000, units=84) == 1             # never below one
