@@ -267,7 +267,7 @@ def _raise_interrupt(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     args, matrix, cells = parse_args(argv)
     from lab.parallel import resolve_jobs
-    from lab.runner import runs_to_do
+    from lab.session import runs_to_do
     todo = runs_to_do(cells, args.repeats, set())
     jobs = resolve_jobs(args.jobs, len(todo))
     if args.dry_run:

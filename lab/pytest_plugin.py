@@ -1,6 +1,7 @@
 """`pytest --matrix`: one test per matrix cell, grouped by kernel for xdist, the table in the terminal summary.
 
-Only wiring lives here (testinfra-style); the work is `runner.Runner`. Design points from pytest-xdist's tracker:
+Only wiring lives here (testinfra-style); the work is `runner.Runner`, the run around it `session.RunSession`
+(run.json, resume, tables, the host given back), shared with `lab run`. Design points from pytest-xdist's tracker:
 - cells carry their `xdist_group` mark from creation, and our collection hook runs first (#1241, #1253);
 - each worker owns at most one topology; topology and host cleanup does not rely on worker teardown (#537, #679):
   the controller removes whatever this run's state files still name in `pytest_unconfigure`;
@@ -27,8 +28,7 @@ from .paths import DEFAULT_MATRIX
 
 RUNNER_KEY = pytest.StashKey()
 MATRIX_KEY = pytest.StashKey()
-RUN_DIR_KEY = pytest.StashKey()
-REPEATS_KEY = pytest.StashKey()
+SESSION_KEY = pytest.StashKey()   # the run (lab/session.py RunSession)
 
 
 def pytest_addoption(parser):
@@ -88,22 +88,17 @@ def pytest_configure(config):
     repeats = config.getoption("--repeats") or matrix.experiment.repeats
     if repeats < 1:
         raise pytest.UsageError(f"--repeats {repeats}: a cell runs at least once (allowed: a whole number >= 1)")
-    config.stash[REPEATS_KEY] = repeats
+    from .session import RunSession, run_directory
+    given = config.getoption("--run-dir")
     if _is_worker(config):
         run_dir = RunDir(config.workerinput["nfslab_run_dir"])
-    elif config.getoption("--run-dir"):
-        run_dir = RunDir(Path(config.getoption("--run-dir")))
-        run_dir.path.mkdir(parents=True, exist_ok=True)
     else:
-        run_dir = RunDir.create(Path("runs"))
-    config.stash[RUN_DIR_KEY] = run_dir
-    if not _is_worker(config):
-        from .runner import experiment_meta
-        from .tables import spec_meta
-        run_dir.write_meta({**run_dir.meta(), "matrix": str(matrix.path), "kernels": [k.name for k in matrix.kernels],
-                            "axes": matrix.axes, "command": "pytest " + " ".join(config.invocation_params.args),
-                            "repeats": repeats, "experiment": experiment_meta(matrix, repeats),
-                            "specs": spec_meta(matrix)})
+        run_dir = run_directory(Path("runs"), given or None)
+    session = RunSession(matrix, cells, run_dir, repeats=repeats, resumed=bool(given),
+                         command="pytest " + " ".join(config.invocation_params.args), provenance=False)
+    config.stash[SESSION_KEY] = session
+    if not _is_worker(config):   # the controller owns the run directory; workers only add their records
+        session.start()
 
 
 def _chosen_by_node_id(config, matrix, cells):
@@ -136,7 +131,7 @@ def axis_keywords(params: dict) -> list[str]:
 
 def pytest_configure_node(node):
     """xdist controller → worker: every worker writes into the controller's run directory."""
-    node.workerinput["nfslab_run_dir"] = str(node.config.stash[RUN_DIR_KEY].path)
+    node.workerinput["nfslab_run_dir"] = str(node.config.stash[SESSION_KEY].run_dir.path)
 
 
 def pytest_ignore_collect(collection_path, config):
@@ -172,13 +167,11 @@ class CellItem(pytest.Item):
     def setup(self):
         from .aggregate import aggregate
         runner = _runner(self.config)
-        run_dir, repeats = self.config.stash[RUN_DIR_KEY], self.config.stash[REPEATS_KEY]
-        done = run_dir.finished_runs()       # a resumed cell runs only the repeats it lacks
-        for k in range(1, repeats + 1):
-            if (self.cell.id, k) not in done:
-                self.record = runner.run_cell(self.cell, k, repeats)
-        runs = [r for r in run_dir.runs() if r.cell_id == self.cell.id and r.repeat <= repeats]
-        result = aggregate(runs, repeats)
+        session = self.config.stash[SESSION_KEY]
+        for k in session.runs_left(self.cell):    # a resumed cell runs only the repeats it lacks
+            self.record = runner.run_cell(self.cell, k, session.repeats)
+        runs = session.runs_of(self.cell)
+        result = aggregate(runs, session.repeats)
         self.record = self.record or runs[-1]
         if result.status == "skip":
             pytest.skip(result.verdicts[0].reason)
@@ -187,7 +180,7 @@ class CellItem(pytest.Item):
             raise CellError(f"{first.reason}: {first.detail} ({result.counts_text()} runs)")
         if result.status != "pass":
             summary = result.summary().removeprefix("⚠ ")   # "flaky 2/3 fail · …" for a flaky cell
-            self.failure = (f"{self.cell.id}: {summary} (logs: {run_dir.path / self.record.logs})\n"
+            self.failure = (f"{self.cell.id}: {summary} (logs: {session.run_dir.path / self.record.logs})\n"
                             f"rerun: {self.rerun_command()}")
 
     def rerun_command(self) -> str:
@@ -225,7 +218,7 @@ def _runner(config):
         def progress(msg: str) -> None:
             if verbose and reporter is not None:
                 reporter.write_line(f"[nfslab] {msg}")
-        config.stash[RUNNER_KEY] = Runner(matrix, config.stash[RUN_DIR_KEY], progress=progress)
+        config.stash[RUNNER_KEY] = Runner(matrix, config.stash[SESSION_KEY].run_dir, progress=progress)
     return config.stash[RUNNER_KEY]
 
 
@@ -234,8 +227,7 @@ def pytest_collection_modifyitems(session, config, items):
     if not config.getoption("--matrix"):
         return
     matrix, cells = config.stash[MATRIX_KEY]
-    finished = (config.stash[RUN_DIR_KEY].finished_cells(config.stash[REPEATS_KEY]) if config.getoption("--run-dir")
-                else set())
+    finished = config.stash[SESSION_KEY].finished_cells()
     parent = CellCollector.from_parent(session, name=str(matrix.path.name))
     items[:] = [CellItem.from_parent(parent, name=cell.id, cell=cell, kernel=matrix.kernel(cell.kernel))
                 for cell in cells if cell.id not in finished]
@@ -252,32 +244,31 @@ def pytest_sessionfinish(session):
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    if not config.getoption("--matrix") or RUN_DIR_KEY not in config.stash:
+    if not config.getoption("--matrix") or SESSION_KEY not in config.stash:
         return
-    from .report import render_terminal
-    from .tables import context_for, write_tables
-    run_dir = config.stash[RUN_DIR_KEY]
-    if not run_dir.runs():
-        return
-    records = write_tables(run_dir)
-    terminalreporter.section("nfslab compatibility table")
     from rich.console import Console
+    from .render import render_terminal
+    from .render.tables import context_for
+    session = config.stash[SESSION_KEY]
+    if not session.run_dir.runs():
+        return
+    records = session.finish()
+    terminalreporter.section("nfslab compatibility table")
     console = Console(file=terminalreporter._tw._file, force_terminal=terminalreporter.hasmarkup,
                       width=max(terminalreporter._tw.fullwidth, 100))
-    console.print(render_terminal(records, meta=run_dir.meta(), context=context_for(run_dir, cwd=os.getcwd())))
-    terminalreporter.write_line(f"run directory: {run_dir.path} (table.md, table.html, junit.xml, logs/)")
+    console.print(render_terminal(records, meta=session.run_dir.meta(),
+                                  context=context_for(session.run_dir, cwd=os.getcwd())))
+    terminalreporter.write_line(f"run directory: {session.run_dir.path} (table.md, table.html, junit.xml, logs/)")
 
 
 def pytest_unconfigure(config):
     """Controller (or a run without xdist): remove this run's topologies, then the host unless asked to keep it."""
-    if not config.getoption("--matrix") or _is_worker(config) or RUN_DIR_KEY not in config.stash:
+    if not config.getoption("--matrix") or _is_worker(config) or SESSION_KEY not in config.stash:
         return
     if os.geteuid() != 0:
         return
-    from .cleanup import release, topology_dirs
     from .host import Host
-    host = Host()
-    run_dir = config.stash[RUN_DIR_KEY].path
-    if not topology_dirs(host.home, run_dir, include_destroyed=True):
+    session, host = config.stash[SESSION_KEY], Host()
+    if not session.booted_anything(host):
         return  # this session booted nothing (e.g. --collect-only): the host is not ours to take down
-    release(host, run_dir, keep_host=config.getoption("--lab-keep-host"))
+    session.release(host, keep_host=config.getoption("--lab-keep-host"))

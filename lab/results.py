@@ -182,7 +182,7 @@ class StoredRecord(_Shape):
 
 
 class StoredExperiment(_Shape):
-    """run.json's `experiment` (runner.experiment_meta): the table's criterion line formats pass_within."""
+    """run.json's `experiment` (session.experiment_meta): the table's criterion line formats pass_within."""
 
     name: Optional[str] = None
     pass_within: Optional[float] = Field(default=None, ge=0, le=1e6)
