@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from .paths import DEFAULT_MATRIX
+from .paths import matrix_file
 
 RUNNER_KEY = pytest.StashKey()
 MATRIX_KEY = pytest.StashKey()
@@ -51,13 +51,6 @@ def pytest_addoption(parser):
                     help="with --matrix: leave the lab namespace and libvirtd running afterwards (faster reruns)")
 
 
-def _matrix_path(option: str) -> Path:
-    path = Path(option)
-    if not path.exists() and option == "matrix.yaml":
-        return DEFAULT_MATRIX
-    return path
-
-
 def _is_worker(config) -> bool:
     return hasattr(config, "workerinput")
 
@@ -69,7 +62,8 @@ def pytest_configure(config):
     from .results import RunDir
     from .spec import SpecError, load_matrix, parse_cell_filter
     try:
-        matrix = load_matrix(_matrix_path(config.getoption("--matrix")))
+        option = config.getoption("--matrix")   # bare --matrix: ./matrix.yaml, else nfslab's own
+        matrix = load_matrix(matrix_file(None if option == "matrix.yaml" else Path(option)))
     except SpecError as e:
         raise pytest.UsageError(str(e)) from None
     kernels = config.getoption("--kernels")
