@@ -27,7 +27,6 @@ import pytest
 from .paths import matrix_file
 
 RUNNER_KEY = pytest.StashKey()
-MATRIX_KEY = pytest.StashKey()
 SESSION_KEY = pytest.StashKey()   # the run (lab/session.py RunSession)
 
 
@@ -78,7 +77,6 @@ def pytest_configure(config):
     except SpecError as e:  # the bad name came from the command line, not from the file
         raise pytest.UsageError(f"--kernels: {e.message}") from None
     cells = _chosen_by_node_id(config, matrix, cells)
-    config.stash[MATRIX_KEY] = (matrix, cells)
     repeats = config.getoption("--repeats") or matrix.experiment.repeats
     if repeats < 1:
         raise pytest.UsageError(f"--repeats {repeats}: a cell runs at least once (allowed: a whole number >= 1)")
@@ -199,13 +197,13 @@ class CellItem(pytest.Item):
 
     def reportinfo(self):
         # not the bare id: pytest would show its dots as "::" (debian-6::1)
-        return self.config.stash[MATRIX_KEY][0].path, None, f"cell {self.cell.id}"
+        return self.config.stash[SESSION_KEY].matrix.path, None, f"cell {self.cell.id}"
 
 
 def _runner(config):
     if RUNNER_KEY not in config.stash:
         from .runner import Runner
-        matrix, _ = config.stash[MATRIX_KEY]
+        matrix = config.stash[SESSION_KEY].matrix
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         verbose = config.getoption("verbose") > 0 and not _is_worker(config)
 
@@ -220,8 +218,8 @@ def _runner(config):
 def pytest_collection_modifyitems(session, config, items):
     if not config.getoption("--matrix"):
         return
-    matrix, cells = config.stash[MATRIX_KEY]
-    finished = config.stash[SESSION_KEY].finished_cells()
+    run = config.stash[SESSION_KEY]
+    matrix, cells, finished = run.matrix, run.cells, run.finished_cells()
     parent = CellCollector.from_parent(session, name=str(matrix.path.name))
     items[:] = [CellItem.from_parent(parent, name=cell.id, cell=cell, kernel=matrix.kernel(cell.kernel))
                 for cell in cells if cell.id not in finished]
