@@ -149,11 +149,11 @@ class Bench:
 
     def owned(self, domain: str) -> bool:
         """A domain of one of this benchmark's topologies (its state file names a run under self.out)."""
-        from lab.state import StateFile
+        from lab.topology import read_state
         parts = domain.split("-")
         if len(parts) < 3 or parts[0] != "nfslab":
             return False
-        return str(StateFile(self.home.topologies / parts[1] / "state.json").get("run", "")).startswith(str(self.out))
+        return str(read_state(self.home.topologies / parts[1]).get("run", "")).startswith(str(self.out))
 
     def arm(self, name: str, jobs: int, todo: list) -> None:
         from lab.parallel import Workers
@@ -267,7 +267,7 @@ def _raise_interrupt(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     args, matrix, cells = parse_args(argv)
     from lab.parallel import resolve_jobs
-    from lab.runner import runs_to_do
+    from lab.session import runs_to_do
     todo = runs_to_do(cells, args.repeats, set())
     jobs = resolve_jobs(args.jobs, len(todo))
     if args.dry_run:

@@ -339,8 +339,8 @@ class Bench:
         parts = domain.split("-")
         if len(parts) < 3 or parts[0] != "nfslab":
             return None
-        from lab.state import StateFile
-        state = StateFile(self.home.topologies / parts[1] / "state.json")
+        from lab.topology import read_state
+        state = read_state(self.home.topologies / parts[1])
         if not str(state.get("run", "")).startswith(str(self.out)):
             return None
         kind = state.get("bench_kind", "lab")
@@ -349,9 +349,9 @@ class Bench:
 
     def our_topologies(self) -> list[Path]:
         from lab.cleanup import topology_dirs
-        from lab.state import StateFile
+        from lab.topology import read_state
         return [d for d in topology_dirs(self.home, include_destroyed=True)
-                if str(StateFile(d / "state.json").get("run", "")).startswith(str(self.out))]
+                if str(read_state(d).get("run", "")).startswith(str(self.out))]
 
     # ---- preparation ----
     def lab_box(self):

@@ -7,7 +7,7 @@ there (404) is the normal state of a first run, not an error.
 
 What arrives is not trusted: the download and the unpacked size are bounded (a zip bomb stops before it fills the
 disk), and a member whose name would land outside the destination is refused, not silently renamed. The runs it
-holds are read by lab/results.py like any other. A damaged archive is a BadFile (one line, exit 2); a network failure
+holds are read by lab/results/ like any other. A damaged archive is a BadFile (one line, exit 2); a network failure
 is a LabError.
 """
 from __future__ import annotations

@@ -6,28 +6,24 @@ Topologies are found by their state files (written before anything was created) 
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from .host import POOL, Host, HostLease, process_running
 from .paths import PREFIX, LabHome
-from .topology import destroy_recorded, pool_volumes, remove_domain
+from .topology import destroy_recorded, pool_volumes, read_state, recorded_dirs, remove_domain
 
 
 def topology_dirs(home: LabHome, run_dir: Path | None = None, include_destroyed: bool = False) -> list[Path]:
     """Topology directories (live ones unless include_destroyed); only those of `run_dir` if given."""
     found = []
-    for state in sorted(home.topologies.glob("*/state.json")):
-        try:
-            data = json.loads(state.read_text())
-        except (json.JSONDecodeError, FileNotFoundError):
-            data = {}
+    for topo in recorded_dirs(home.topologies):
+        data = read_state(topo)
         if run_dir is not None and data.get("run") != str(Path(run_dir).resolve()):
             continue
         if data.get("destroyed") and not include_destroyed:
             continue
-        found.append(state.parent)
+        found.append(topo)
     return found
 
 
@@ -37,10 +33,7 @@ def clean_orphans(host: Host) -> list[str]:
     on purpose: it stays."""
     removed = []
     for topo in topology_dirs(host.home, include_destroyed=True):
-        try:
-            data = json.loads((topo / "state.json").read_text())
-        except (json.JSONDecodeError, FileNotFoundError):
-            continue
+        data = read_state(topo)
         pid = data.get("pid")
         if pid and not data.get("kept") and not process_running(int(pid)):
             removed += destroy_recorded(host, topo)
@@ -59,10 +52,7 @@ def clean_topologies(host: Host, run_dir: Path | None = None, include_kept: bool
 
 
 def _kept(topo: Path) -> bool:
-    try:
-        return bool(json.loads((topo / "state.json").read_text()).get("kept"))
-    except (json.JSONDecodeError, FileNotFoundError):
-        return False
+    return bool(read_state(topo).get("kept"))
 
 
 def clean_strays(host: Host) -> list[str]:

@@ -28,6 +28,15 @@ VAGRANTFILE_TEMPLATE = TEMPLATES / "Vagrantfile.j2"
 REPORT_TEMPLATE = TEMPLATES / "report.html.j2"
 
 
+def matrix_file(given: Path | None = None) -> Path:
+    """The matrix a command reads: the one given, else ./matrix.yaml if there is one, else nfslab's own. `lab`
+    (lab/cli/common.py, which checks a given one first) and `pytest --matrix` both choose it here."""
+    if given is not None:
+        return given
+    local = Path("matrix.yaml")
+    return local if local.exists() else DEFAULT_MATRIX
+
+
 @dataclass(frozen=True)
 class LabHome:
     """The lab's directories under one root; created on demand, never under a mode-700 home."""

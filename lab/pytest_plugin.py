@@ -1,6 +1,7 @@
 """`pytest --matrix`: one test per matrix cell, grouped by kernel for xdist, the table in the terminal summary.
 
-Only wiring lives here (testinfra-style); the work is `runner.Runner`. Design points from pytest-xdist's tracker:
+Only wiring lives here (testinfra-style); the work is `runner.Runner`, the run around it `session.RunSession`
+(run.json, resume, tables, the host given back), shared with `lab run`. Design points from pytest-xdist's tracker:
 - cells carry their `xdist_group` mark from creation, and our collection hook runs first (#1241, #1253);
 - each worker owns at most one topology; topology and host cleanup does not rely on worker teardown (#537, #679):
   the controller removes whatever this run's state files still name in `pytest_unconfigure`;
@@ -23,12 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from .paths import DEFAULT_MATRIX
+from .paths import matrix_file
 
 RUNNER_KEY = pytest.StashKey()
-MATRIX_KEY = pytest.StashKey()
-RUN_DIR_KEY = pytest.StashKey()
-REPEATS_KEY = pytest.StashKey()
+SESSION_KEY = pytest.StashKey()   # the run (lab/session.py RunSession)
 
 
 def pytest_addoption(parser):
@@ -51,13 +50,6 @@ def pytest_addoption(parser):
                     help="with --matrix: leave the lab namespace and libvirtd running afterwards (faster reruns)")
 
 
-def _matrix_path(option: str) -> Path:
-    path = Path(option)
-    if not path.exists() and option == "matrix.yaml":
-        return DEFAULT_MATRIX
-    return path
-
-
 def _is_worker(config) -> bool:
     return hasattr(config, "workerinput")
 
@@ -69,7 +61,8 @@ def pytest_configure(config):
     from .results import RunDir
     from .spec import SpecError, load_matrix, parse_cell_filter
     try:
-        matrix = load_matrix(_matrix_path(config.getoption("--matrix")))
+        option = config.getoption("--matrix")   # bare --matrix: ./matrix.yaml, else nfslab's own
+        matrix = load_matrix(matrix_file(None if option == "matrix.yaml" else Path(option)))
     except SpecError as e:
         raise pytest.UsageError(str(e)) from None
     kernels = config.getoption("--kernels")
@@ -84,26 +77,20 @@ def pytest_configure(config):
     except SpecError as e:  # the bad name came from the command line, not from the file
         raise pytest.UsageError(f"--kernels: {e.message}") from None
     cells = _chosen_by_node_id(config, matrix, cells)
-    config.stash[MATRIX_KEY] = (matrix, cells)
     repeats = config.getoption("--repeats") or matrix.experiment.repeats
     if repeats < 1:
         raise pytest.UsageError(f"--repeats {repeats}: a cell runs at least once (allowed: a whole number >= 1)")
-    config.stash[REPEATS_KEY] = repeats
+    from .session import RunSession, run_directory
+    given = config.getoption("--run-dir")
     if _is_worker(config):
         run_dir = RunDir(config.workerinput["nfslab_run_dir"])
-    elif config.getoption("--run-dir"):
-        run_dir = RunDir(Path(config.getoption("--run-dir")))
-        run_dir.path.mkdir(parents=True, exist_ok=True)
     else:
-        run_dir = RunDir.create(Path("runs"))
-    config.stash[RUN_DIR_KEY] = run_dir
-    if not _is_worker(config):
-        from .runner import experiment_meta
-        from .tables import spec_meta
-        run_dir.write_meta({**run_dir.meta(), "matrix": str(matrix.path), "kernels": [k.name for k in matrix.kernels],
-                            "axes": matrix.axes, "command": "pytest " + " ".join(config.invocation_params.args),
-                            "repeats": repeats, "experiment": experiment_meta(matrix, repeats),
-                            "specs": spec_meta(matrix)})
+        run_dir = run_directory(Path("runs"), given or None)
+    session = RunSession(matrix, cells, run_dir, repeats=repeats, resumed=bool(given),
+                         command="pytest " + " ".join(config.invocation_params.args), provenance=False)
+    config.stash[SESSION_KEY] = session
+    if not _is_worker(config):   # the controller owns the run directory; workers only add their records
+        session.start()
 
 
 def _chosen_by_node_id(config, matrix, cells):
@@ -136,7 +123,7 @@ def axis_keywords(params: dict) -> list[str]:
 
 def pytest_configure_node(node):
     """xdist controller → worker: every worker writes into the controller's run directory."""
-    node.workerinput["nfslab_run_dir"] = str(node.config.stash[RUN_DIR_KEY].path)
+    node.workerinput["nfslab_run_dir"] = str(node.config.stash[SESSION_KEY].run_dir.path)
 
 
 def pytest_ignore_collect(collection_path, config):
@@ -172,13 +159,11 @@ class CellItem(pytest.Item):
     def setup(self):
         from .aggregate import aggregate
         runner = _runner(self.config)
-        run_dir, repeats = self.config.stash[RUN_DIR_KEY], self.config.stash[REPEATS_KEY]
-        done = run_dir.finished_runs()       # a resumed cell runs only the repeats it lacks
-        for k in range(1, repeats + 1):
-            if (self.cell.id, k) not in done:
-                self.record = runner.run_cell(self.cell, k, repeats)
-        runs = [r for r in run_dir.runs() if r.cell_id == self.cell.id and r.repeat <= repeats]
-        result = aggregate(runs, repeats)
+        session = self.config.stash[SESSION_KEY]
+        for k in session.runs_left(self.cell):    # a resumed cell runs only the repeats it lacks
+            self.record = runner.run_cell(self.cell, k, session.repeats)
+        runs = session.runs_of(self.cell)
+        result = aggregate(runs, session.repeats)
         self.record = self.record or runs[-1]
         if result.status == "skip":
             pytest.skip(result.verdicts[0].reason)
@@ -187,7 +172,7 @@ class CellItem(pytest.Item):
             raise CellError(f"{first.reason}: {first.detail} ({result.counts_text()} runs)")
         if result.status != "pass":
             summary = result.summary().removeprefix("⚠ ")   # "flaky 2/3 fail · …" for a flaky cell
-            self.failure = (f"{self.cell.id}: {summary} (logs: {run_dir.path / self.record.logs})\n"
+            self.failure = (f"{self.cell.id}: {summary} (logs: {session.run_dir.path / self.record.logs})\n"
                             f"rerun: {self.rerun_command()}")
 
     def rerun_command(self) -> str:
@@ -212,20 +197,20 @@ class CellItem(pytest.Item):
 
     def reportinfo(self):
         # not the bare id: pytest would show its dots as "::" (debian-6::1)
-        return self.config.stash[MATRIX_KEY][0].path, None, f"cell {self.cell.id}"
+        return self.config.stash[SESSION_KEY].matrix.path, None, f"cell {self.cell.id}"
 
 
 def _runner(config):
     if RUNNER_KEY not in config.stash:
         from .runner import Runner
-        matrix, _ = config.stash[MATRIX_KEY]
+        matrix = config.stash[SESSION_KEY].matrix
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         verbose = config.getoption("verbose") > 0 and not _is_worker(config)
 
         def progress(msg: str) -> None:
             if verbose and reporter is not None:
                 reporter.write_line(f"[nfslab] {msg}")
-        config.stash[RUNNER_KEY] = Runner(matrix, config.stash[RUN_DIR_KEY], progress=progress)
+        config.stash[RUNNER_KEY] = Runner(matrix, config.stash[SESSION_KEY].run_dir, progress=progress)
     return config.stash[RUNNER_KEY]
 
 
@@ -233,9 +218,8 @@ def _runner(config):
 def pytest_collection_modifyitems(session, config, items):
     if not config.getoption("--matrix"):
         return
-    matrix, cells = config.stash[MATRIX_KEY]
-    finished = (config.stash[RUN_DIR_KEY].finished_cells(config.stash[REPEATS_KEY]) if config.getoption("--run-dir")
-                else set())
+    run = config.stash[SESSION_KEY]
+    matrix, cells, finished = run.matrix, run.cells, run.finished_cells()
     parent = CellCollector.from_parent(session, name=str(matrix.path.name))
     items[:] = [CellItem.from_parent(parent, name=cell.id, cell=cell, kernel=matrix.kernel(cell.kernel))
                 for cell in cells if cell.id not in finished]
@@ -252,32 +236,31 @@ def pytest_sessionfinish(session):
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    if not config.getoption("--matrix") or RUN_DIR_KEY not in config.stash:
+    if not config.getoption("--matrix") or SESSION_KEY not in config.stash:
         return
-    from .report import render_terminal
-    from .tables import context_for, write_tables
-    run_dir = config.stash[RUN_DIR_KEY]
-    if not run_dir.runs():
-        return
-    records = write_tables(run_dir)
-    terminalreporter.section("nfslab compatibility table")
     from rich.console import Console
+    from .render import render_terminal
+    from .render.tables import context_for
+    session = config.stash[SESSION_KEY]
+    if not session.run_dir.runs():
+        return
+    records = session.finish()
+    terminalreporter.section("nfslab compatibility table")
     console = Console(file=terminalreporter._tw._file, force_terminal=terminalreporter.hasmarkup,
                       width=max(terminalreporter._tw.fullwidth, 100))
-    console.print(render_terminal(records, meta=run_dir.meta(), context=context_for(run_dir, cwd=os.getcwd())))
-    terminalreporter.write_line(f"run directory: {run_dir.path} (table.md, table.html, junit.xml, logs/)")
+    console.print(render_terminal(records, meta=session.run_dir.meta(),
+                                  context=context_for(session.run_dir, cwd=os.getcwd())))
+    terminalreporter.write_line(f"run directory: {session.run_dir.path} (table.md, table.html, junit.xml, logs/)")
 
 
 def pytest_unconfigure(config):
     """Controller (or a run without xdist): remove this run's topologies, then the host unless asked to keep it."""
-    if not config.getoption("--matrix") or _is_worker(config) or RUN_DIR_KEY not in config.stash:
+    if not config.getoption("--matrix") or _is_worker(config) or SESSION_KEY not in config.stash:
         return
     if os.geteuid() != 0:
         return
-    from .cleanup import release, topology_dirs
     from .host import Host
-    host = Host()
-    run_dir = config.stash[RUN_DIR_KEY].path
-    if not topology_dirs(host.home, run_dir, include_destroyed=True):
+    session, host = config.stash[SESSION_KEY], Host()
+    if not session.booted_anything(host):
         return  # this session booted nothing (e.g. --collect-only): the host is not ours to take down
-    release(host, run_dir, keep_host=config.getoption("--lab-keep-host"))
+    session.release(host, keep_host=config.getoption("--lab-keep-host"))

@@ -273,19 +273,6 @@ class Runner:
         return kept
 
 
-def runs_to_do(cells: list[Cell], repeats: int, done: set[tuple[str, int]]) -> list[tuple[Cell, int]]:
-    """(cell, repeat) still to run, cell by cell so that a cell's runs share its kernel's topology; `done` is
-    RunDir.finished_runs() of a resumed run (a run that ended in a lab ERROR is not done)."""
-    return [(cell, k) for cell in cells for k in range(1, repeats + 1) if (cell.id, k) not in done]
-
-
-def experiment_meta(matrix: Matrix, repeats: int) -> dict:
-    """What run.json records of how cells ran and were judged: the table's criterion line reads it."""
-    exp = matrix.experiment
-    return {"name": exp.name, "pass_within": exp.pass_within, "duration": exp.duration, "interval": exp.interval,
-            "settle": exp.settle, "repeats": repeats, "trace_syscalls": exp.trace_syscalls}
-
-
 def _relative(log: str | None, base: Path) -> str | None:
     if not log:
         return None

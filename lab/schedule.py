@@ -11,7 +11,7 @@ Shards are then handed out longest-expected first (LPT: the classic rule for lis
 best order), each worker taking the next when it is free. A unit's expected length is the median of what its cell
 took in an earlier run when one is known, else what history says the cell does: a cell expected to fail reads
 until its end (~70 s measured), one expected to pass stops early (~20 s). With jobs = 1 nothing is reordered:
-the sequential order of `lab run` stays exactly what it was (lab/runner.py `runs_to_do`).
+the sequential order of `lab run` stays exactly what it was (lab/session.py `runs_to_do`).
 
 Pure: no I/O; lab/parallel.py runs the shards.
 """

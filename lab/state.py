@@ -41,7 +41,8 @@ def locked(path: Path):
 
 
 class StateFile:
-    """A small JSON document listing resources by (kind, name) with free-form details."""
+    """A small JSON document listing resources by (kind, name) with free-form details, and keys of its own (a
+    topology's are listed in lab/topology/statefile.py, which also refuses others)."""
 
     def __init__(self, path: Path):
         self.path = path

@@ -15,8 +15,7 @@ from pathlib import Path
 from .cleanup import clean_everything, topology_dirs
 from .host import Host, _read_pid, process_running
 from .paths import PREFIX
-from .state import StateFile
-from .topology import destroy_recorded
+from .topology import destroy_recorded, read_state
 
 
 class NotUp(Exception):
@@ -71,7 +70,7 @@ def topologies(host: Host, ask_libvirt: bool = True) -> list[TopologyUp]:
     asking = ask_libvirt and host.libvirtd_running()
     found = []
     for topo_dir in topology_dirs(host.home):
-        data = StateFile(topo_dir / "state.json").load()
+        data = read_state(topo_dir)
         lab_id = data.get("topology", {}).get("lab_id", topo_dir.name)
         prefix = f"{PREFIX}-{lab_id}-"
         targets = data.get("targets", {})

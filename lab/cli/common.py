@@ -16,7 +16,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from ..paths import DEFAULT_MATRIX
+from ..paths import matrix_file
 from ..spec import SpecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -54,15 +54,14 @@ def print_version(value: bool) -> None:
 
 
 def matrix_path(path: Optional[Path]) -> Path:
+    """--matrix as given, checked before any work (one line, exit 2), or the default one (lab/paths.py)."""
     if path is not None:
         if path.is_dir():
             raise Usage(f"--matrix {path}: is a directory (fix: name the file, e.g. --matrix {path / 'matrix.yaml'})")
         if not path.exists():
             raise Usage(f"--matrix {path}: no such file (fix: leave --matrix out to use ./matrix.yaml, else "
                         f"nfslab's own)")
-        return path
-    local = Path("matrix.yaml")
-    return local if local.exists() else DEFAULT_MATRIX
+    return matrix_file(path)
 
 
 def output_file(path: Path, option: str, example: str = "table.md") -> Path:

@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -80,28 +79,23 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         raise
     # imported after the check: python-vagrant logs a warning of its own at import when vagrant is missing
     from ..aggregate import cells_of
-    from ..cleanup import release
     from ..log import live_console
     from ..parallel import Workers, resolve_jobs
     from ..progress import RunProgress
-    from ..results import RunDir
-    from ..runner import experiment_meta, runs_to_do
-    from ..render.tables import context_for, spec_meta, write_tables
-    run_dir = RunDir(resume) if resume else RunDir.create(runs)
+    from ..render.tables import context_for
+    from ..session import RunSession, run_directory
+    run_dir = run_directory(runs, resume)
     if staged is not None:   # the ad hoc spec and matrix move into the run directory, and are read from there
         for name in ("matrix.yaml", "kernels"):
             shutil.move(str(staged / name), str(run_dir.path / name))
         shutil.rmtree(staged, ignore_errors=True)
         m, cells = load_cells(run_dir.path / "matrix.yaml", None, cell)
         log.info("--kernel %s: row %s (spec %s)", kernel, adhoc.name, run_dir.path / "kernels" / f"{adhoc.name}.yaml")
-    repeats = repeats or (run_dir.meta().get("repeats") if resume else None) or m.experiment.repeats
-    done = run_dir.finished_runs() if resume else set()
-    todo = runs_to_do(cells, repeats, done)
-    started = time.monotonic()
-    run_dir.write_meta({**run_dir.meta(), "matrix": str(m.path), "kernels": [k.name for k in m.kernels],
-                        "axes": m.axes, "server": m.server, "command": " ".join(["lab", *sys.argv[1:]]),
-                        "run_id": run_dir.run_id, "started": run_dir.meta().get("started") or _now(),
-                        "repeats": repeats, "experiment": experiment_meta(m, repeats), "specs": spec_meta(m)})
+    session = RunSession(m, cells, run_dir, repeats=repeats, resumed=resume is not None,
+                         command=" ".join(["lab", *sys.argv[1:]]))
+    repeats = session.repeats
+    todo = session.todo()
+    session.start()
     crash.save_into(run_dir.path)   # a crash from here on leaves its traceback with the run
     left = len({c.id for c, _ in todo})
     runs_note = f" ({len(todo)} runs, {repeats} a cell)" if repeats > 1 else ""
@@ -124,9 +118,8 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         log.warning("interrupted: tearing down (finished cells are kept; resume with --resume)")
     finally:
         kept = pool.close(keep=keep and not interrupted)
-        release(pool.host, run_dir.path, keep_host)
-    run_dir.write_meta({**run_dir.meta(), "finished": _now(), "wall_s": round(time.monotonic() - started)})
-    records = write_tables(run_dir)
+        session.release(pool.host, keep_host)
+    records = session.finish()
     context = context_for(run_dir, cwd=os.getcwd())
     _show_table(out, records, run_dir.meta(), context)
     out.print(f"run directory: {run_dir.path}", markup=False)
@@ -171,10 +164,6 @@ def _stage_adhoc(text: str, tree: Optional[Path], matrix: Optional[Path], kernel
     staged = Path(tempfile.mkdtemp(prefix="nfslab-adhoc-"))
     adhocs.write(adhoc, base, staged)
     return adhoc, staged
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
 
 
 @app.command()

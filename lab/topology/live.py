@@ -19,10 +19,10 @@ import vagrant
 from ..errors import LabError
 from ..host import Host
 from ..proc import log_line
-from ..state import StateFile
 from ..timeouts import Timeouts
 from .plan import SNAPSHOT, Network, Topology, network_xml, render_vagrantfile
 from .resources import box_upload_guard, destroy_recorded
+from .statefile import TopologyStateFile, state_file
 
 PR_SET_PDEATHSIG = 1
 
@@ -102,8 +102,8 @@ class LiveTopology:
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
-    def state(self) -> StateFile:
-        return StateFile(self.dir / "state.json")
+    def state(self) -> TopologyStateFile:
+        return state_file(self.dir)
 
     @property
     def log(self) -> Path:

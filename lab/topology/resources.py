@@ -2,7 +2,6 @@
 of a box, and removal of whatever a state file records — by its creator, or by `lab clean` after a crash."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from contextlib import contextmanager
@@ -13,8 +12,9 @@ from ..errors import LabError
 from ..host import POOL, Host
 from ..libvirt import volume_names
 from ..paths import LabHome
-from ..state import StateFile, locked
+from ..state import locked
 from .plan import MAX_SLOTS, new_lab_id
+from .statefile import read_state, recorded_dirs, state_file
 
 def remove_domain(host: Host, domain: str) -> bool:
     """Snapshots first (libvirt refuses to undefine a domain that has some), then stop and undefine; False if the
@@ -35,7 +35,7 @@ def destroy_recorded(host: Host, topo_dir: Path) -> list[str]:
 
     Order matters: snapshots before domains (libvirt refuses to undefine a domain with snapshots),
     domains before networks and volumes."""
-    state = StateFile(topo_dir / "state.json")
+    state = state_file(topo_dir)
     removed = []
     if not host.libvirtd_running():
         return removed
@@ -83,7 +83,7 @@ def reserve(home: LabHome, run: Path | str) -> Reservation:
         while (home.topologies / lab_id).exists():   # 3 random bytes: rare, but two labs must never share a dir
             lab_id = new_lab_id()
         topo_dir = home.topologies / lab_id
-        state = StateFile(topo_dir / "state.json")
+        state = state_file(topo_dir)
         slot = allocate_slot(home)
         state.set("slot", slot)
     state.set("run", str(run))
@@ -109,8 +109,8 @@ def box_upload_guard(host: Host, boxes: list[str]):
 def allocate_slot(home: LabHome) -> int:
     """The lowest slot no live topology uses (slots pick the /24s; collisions would join two labs' networks)."""
     used = set()
-    for f in home.topologies.glob("*/state.json"):
-        data = json.loads(f.read_text() or "{}")
+    for topo_dir in recorded_dirs(home.topologies):
+        data = read_state(topo_dir)
         if not data.get("destroyed") and "slot" in data:
             used.add(data["slot"])
     for slot in range(MAX_SLOTS):

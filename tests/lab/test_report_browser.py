@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 GOLDEN = Path(__file__).parent.parent / "unit" / "golden" / "table.html"
-COLOURS = {   # what must be on screen → its RGB (lab/report.py's CSS and KIND_COLOURS)
+COLOURS = {   # what must be on screen → its RGB (lab/templates/report.html.j2's CSS, lab/render/timeplot.py KIND_COLOURS)
     "pass cell": (0xd8, 0xf3, 0xd8), "expected-fail cell": (0xf3, 0xe3, 0xc8), "regression cell": (0xf7, 0xb8, 0xb8),
     "new bar": (0x2e, 0x9e, 0x4f), "old bar": (0xe0, 0xa0, 0x20), "ESTALE bar": (0xd0, 0x30, 0x30),
 }
@@ -128,7 +128,7 @@ def dump_dom(page: Path, fragment: str, tmp_path: Path) -> Cells:
 
 def filtered_page(tmp_path: Path) -> Path:
     """A table with every kind of cell, flaky ones, and one changed since a baseline."""
-    from lab.report import Context, render
+    from lab.render import Context, render
     from tests.unit.test_report import META, baseline_comparison, fixed_records, repeated_records
     records = fixed_records() + repeated_records()
     page = tmp_path / "table.html"

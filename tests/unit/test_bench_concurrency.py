@@ -57,7 +57,7 @@ def test_bad_arguments_are_refused(capsys):
 
 
 def test_estimate_of_both_arms():
-    from lab.runner import runs_to_do
+    from lab.session import runs_to_do
     from lab.spec import Cell
     cells = [Cell(k, {"vers": v}) for k in "ab" for v in ("4.0", "4.1")]
     seq, con = C.estimate_s(runs_to_do(cells, 2, set()), 4, lambda c: 20.0)

@@ -14,7 +14,7 @@ from lab.errors import LabError
 from lab.outcome import Verdict
 from lab.paths import LabHome
 from lab.results import RunDir
-from lab.runner import runs_to_do
+from lab.session import runs_to_do
 from lab.spec import Cell, load_matrix
 from lab.paths import DEFAULT_MATRIX
 

@@ -16,7 +16,8 @@ from lab import parallel, progress
 from lab.errors import LabError
 from lab.outcome import Verdict
 from lab.results import ResultRecord, RunDir, now_iso
-from lab.runner import Cancelled, runs_to_do
+from lab.runner import Cancelled
+from lab.session import runs_to_do
 from lab.spec import Cell
 
 CELLS = [Cell(k, {"vers": v}) for k in ("a", "b", "c") for v in ("4.0", "4.1")]

@@ -1,4 +1,4 @@
-"""results.py: append-only records survive crashes, merge across workers and shards, and drive resume."""
+"""lab/results/: append-only records survive crashes, merge across workers and shards, and drive resume."""
 from __future__ import annotations
 
 import json

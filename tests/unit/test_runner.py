@@ -97,7 +97,7 @@ def test_a_cell_runs_repeats_times_each_with_its_record_and_log_directory(runner
 
 
 def test_resume_runs_only_missing_repeats_cell_by_cell():
-    from lab.runner import runs_to_do
+    from lab.session import runs_to_do
     from lab.spec import Cell
     a, b = Cell("k", {"vers": "4.0"}), Cell("k", {"vers": "4.1"})
     done = {("k/vers=4.0", 1), ("k/vers=4.0", 3), ("k/vers=4.1", 1)}

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 
 from lab import schedule as S
-from lab.runner import runs_to_do
+from lab.session import runs_to_do
 from lab.spec import Cell
 
 

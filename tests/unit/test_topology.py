@@ -1,9 +1,12 @@
 """The topology value and its rendered Vagrantfile (golden), the IP plan, the libvirt network XML."""
 from pathlib import Path
 
+import pytest
+
 from lab import topology
 from lab.paths import LabHome
 from lab.state import StateFile
+from tests import CHECKOUT
 
 KERNEL = topology.KernelFiles(Path("/var/lib/nfslab/boxes/b/vmlinuz"), Path("/var/lib/nfslab/boxes/b/initrd"),
                               "6.1.0-50-cloud-amd64")
@@ -107,3 +110,21 @@ def test_one_ssh_config_call_gives_every_machine_its_address():
         {"server": "192.168.101.23", "alice": "192.168.101.87", "bob": "192.168.101.44"}
     assert hosts["server"]["IdentityFile"] == "/var/lib/nfslab/ssh/id_ed25519"
     assert "Port" not in hosts["bob"]
+
+
+def test_the_state_file_takes_only_its_listed_keys(tmp_path):
+    from lab.topology import read_state, state_file
+    state = state_file(tmp_path)
+    state.set("kept", True)
+    with pytest.raises(KeyError, match="'keep' is not a topology state key"):
+        state.set("keep", True)
+    assert read_state(tmp_path) == {"resources": [], "kept": True}
+
+
+def test_every_key_the_code_writes_is_listed():
+    """`….state.set("key", …)` anywhere in lab/ and bench/ names a key of TopologyState (host.json's aside)."""
+    import re
+    from lab.topology.statefile import KEYS
+    written = {key for folder in ("lab", "bench") for path in (CHECKOUT / folder).rglob("*.py")
+               if path.name != "host.py" for key in re.findall(r"\bstate\.set\(\"(\w+)\"", path.read_text())}
+    assert written and written <= KEYS, written - KEYS
