@@ -14,6 +14,7 @@ flood the terminal or split the line.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -339,3 +340,11 @@ def link_target(text: str | None) -> str | None:
     if any(part in (".", "..") for part in text.split("/")):
         return None
     return text
+
+
+def checked_dataclass(cls: type[T], shape: type[BaseModel], data: dict) -> T:
+    """A stored dataclass back from its dict: checked against its pydantic `shape` first (strict; a ValueError if
+    it does not fit), then built from the keys it knows, so a newer writer's extra keys are ignored."""
+    shape.model_validate(data, strict=True)
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{key: value for key, value in data.items() if key in names})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -78,9 +78,7 @@ class Step:
     @classmethod
     def from_dict(cls, data: dict) -> "Step":
         """A logged step, checked against StoredStep first (a ValueError if it does not fit)."""
-        StoredStep.model_validate(data, strict=True)
-        names = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in names})
+        return safeload.checked_dataclass(cls, StoredStep, data)
 
     @property
     def tally(self) -> str:

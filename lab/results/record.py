@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Optional
 
@@ -236,9 +236,7 @@ class ResultRecord:
     @classmethod
     def from_dict(cls, data: dict) -> "ResultRecord":
         """A stored record, checked against StoredRecord first (pydantic's ValidationError, a ValueError, if not)."""
-        StoredRecord.model_validate(data, strict=True)
-        names = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in names})
+        return safeload.checked_dataclass(cls, StoredRecord, data)
 
     @property
     def status(self) -> str:
