@@ -125,8 +125,9 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     out.print(f"run directory: {run_dir.path}", markup=False)
     if kept is not None:
         failing = pool.kept_failing()[1]
-        out.print(f"kept: {kept.kernel_name} (topology {kept.lab_id}{f', as {failing} left it' if failing else ''}): "
-                  f"lab ssh {kept.kernel_name} alice | lab down {kept.kernel_name}", soft_wrap=True, markup=False)
+        line = (f"kept: {kept.kernel_name} (topology {kept.lab_id}{f', as {failing} left it' if failing else ''}): "
+                f"lab ssh {kept.kernel_name} alice | lab down {kept.kernel_name}")
+        out.print(line, soft_wrap=True, markup=False)
     elif keep and not interrupted:
         log.warning("--keep: no topology left to keep (the last cell's was torn down after a lab error)")
     elif keep_failing:
