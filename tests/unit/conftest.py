@@ -86,3 +86,18 @@ def lab_cli(capsys, monkeypatch):
         printed = capsys.readouterr()
         return SimpleNamespace(returncode=code, stdout=printed.out, stderr=printed.err)
     return run
+
+
+@pytest.fixture
+def scripted_run(monkeypatch):
+    """`lab run` with its Runner replaced by `cls` (a scripted one that writes records without VMs): no host
+    checks, no host release, no signal handlers. Call it with the class, then run `lab_cli("run", …)`."""
+    from lab import cleanup, preflight, runner
+
+    def use(cls) -> None:
+        for name in ("check", "check_kernels"):
+            monkeypatch.setattr(preflight, name, lambda *args, **kwargs: None)
+        monkeypatch.setattr(cleanup, "release", lambda *args, **kwargs: None)
+        monkeypatch.setattr(runner, "Runner", cls)
+        monkeypatch.setattr("signal.signal", lambda *args: None)
+    return use

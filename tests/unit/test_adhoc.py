@@ -136,10 +136,9 @@ def test_kernel_with_kernels_or_a_missing_tree_is_refused(tmp_path):
     assert r.returncode == 2 and "no such directory" in r.stderr
 
 
-def test_lab_run_kernel_writes_a_repeatable_run_and_shows_no_history(tmp_path, lab_cli, monkeypatch):
+def test_lab_run_kernel_writes_a_repeatable_run_and_shows_no_history(tmp_path, lab_cli, scripted_run):
     """`lab run --kernel bzImage` with a scripted runner: the run directory holds the matrix and the spec, the
     failing cell is "no history" (exit 1) with a rerun command that names the run's matrix."""
-    from lab import cleanup, preflight, runner
     from lab.outcome import Verdict
     from lab.results import ResultRecord, now_iso
 
@@ -162,11 +161,7 @@ def test_lab_run_kernel_writes_a_repeatable_run_and_shows_no_history(tmp_path, l
         def close(self, keep=False):
             return None
 
-    for name in ("check", "check_kernels"):
-        monkeypatch.setattr(preflight, name, lambda *args, **kwargs: None)
-    monkeypatch.setattr(cleanup, "release", lambda *args, **kwargs: None)
-    monkeypatch.setattr(runner, "Runner", Scripted)
-    monkeypatch.setattr("signal.signal", lambda *args: None)
+    scripted_run(Scripted)
     image = bzimage(tmp_path / "bzImage")
     r = lab_cli("run", "--kernel", image, "--cell", "leases=on", "--runs", "runs", cwd=tmp_path)
     assert r.returncode == 1, r.stderr

@@ -222,9 +222,8 @@ def test_tables_know_the_specs_of_the_run(tmp_path):
     assert spec_facts({"kernels": ["debian-6.1"], "specs": kept}) == kept
 
 
-def test_lab_run_prints_the_rerun_command_of_each_mismatching_cell(tmp_path, lab_cli, monkeypatch):
+def test_lab_run_prints_the_rerun_command_of_each_mismatching_cell(tmp_path, lab_cli, scripted_run):
     """`lab run` without VMs: a Runner whose runs' statuses are scripted, the host checks and teardown off."""
-    from lab import cleanup, preflight, runner
     from lab.outcome import Verdict
     from lab.results import ResultRecord, now_iso
 
@@ -251,11 +250,7 @@ def test_lab_run_prints_the_rerun_command_of_each_mismatching_cell(tmp_path, lab
         def close(self, keep=False):
             pass
 
-    for name in ("check", "check_kernels"):
-        monkeypatch.setattr(preflight, name, lambda *args, **kwargs: None)
-    monkeypatch.setattr(cleanup, "release", lambda *args, **kwargs: None)
-    monkeypatch.setattr(runner, "Runner", Scripted)
-    monkeypatch.setattr("signal.signal", lambda *args: None)
+    scripted_run(Scripted)
     r = lab_cli("run", "-k", "mainline-4.19", "--cell", "vers=4.1", "--repeats", "3", "--runs", tmp_path / "runs",
                 cwd=tmp_path)
     assert r.returncode == 1, r.stderr

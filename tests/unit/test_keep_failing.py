@@ -141,8 +141,7 @@ def test_only_one_topology_is_kept_across_workers(tmp_path, monkeypatch, jobs):
         assert cell == "b/vers=4.0"
 
 
-def test_lab_run_keep_failing_reports_the_kept_topology(tmp_path, lab_cli, monkeypatch):
-    from lab import cleanup, preflight
+def test_lab_run_keep_failing_reports_the_kept_topology(tmp_path, lab_cli, scripted_run):
     from lab.results import ResultRecord, now_iso
 
     class Scripted(Claiming):
@@ -162,11 +161,7 @@ def test_lab_run_keep_failing_reports_the_kept_topology(tmp_path, lab_cli, monke
             self.run_dir.append(record)
             return record
 
-    for name in ("check", "check_kernels"):
-        monkeypatch.setattr(preflight, name, lambda *args, **kwargs: None)
-    monkeypatch.setattr(cleanup, "release", lambda *args, **kwargs: None)
-    monkeypatch.setattr(runners, "Runner", Scripted)
-    monkeypatch.setattr("signal.signal", lambda *args: None)
+    scripted_run(Scripted)
     r = lab_cli("run", "-k", "debian-6.1", "--keep-failing", "--runs", tmp_path / "runs", cwd=tmp_path)
     assert "kept: debian-6.1 (topology ab12, as debian-6.1/vers=4.0/leases=off left it): lab ssh debian-6.1 " \
            "alice | lab down debian-6.1" in r.stdout, r.stdout + r.stderr
