@@ -18,7 +18,7 @@ from . import kernels
 from .bisect import Build, Probe, Trial
 from .errors import KernelUnavailable, LabError
 from .paths import LabHome
-from .predicate import Predicate
+from .bisect.predicate import Predicate
 from .results import RunDir
 from .runner import Runner
 from .spec import Cell, Kernel, Matrix, load_with_bases
@@ -131,7 +131,7 @@ def use_tree(repo: Path) -> None:
 
 def commit_probe(cells: CellProbe, base: Kernel, repo: Path, scope: str | None = None) -> Probe:
     """A probe whose candidates are commits of `repo`: each becomes the base spec at that commit."""
-    from .gitbisect import Repo
+    from .bisect.git import Repo
 
     def kernel_name(commit: str) -> str:
         kernel = commit_kernel(base, repo, commit, scope)

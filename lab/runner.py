@@ -27,7 +27,7 @@ from .cleanup import clean_orphans
 from .errors import KernelUnavailable, LabError
 from .experiments import EXPERIMENTS, race
 from .host import Host, HostLease
-from .kernellab import KernelLab, boot_lab, check_release  # noqa: F401  (check_release: its old home)
+from .kernellab import KernelLab, boot_lab
 from .outcome import Criteria, Verdict, classify
 from .paths import LabHome
 from .results import ResultRecord, RunDir, now_iso, worker_name
