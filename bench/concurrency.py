@@ -9,10 +9,12 @@
 
 It prints the wall time of each arm and their ratio (goal ≥ 3.5×), the verdict of every cell in each arm and
 whether they agree, the host's CPU (busy time of all cores, load average) and memory (peak RSS of all the lab's
-VMs at once, lowest MemAvailable, swap), and writes all of it as JSON. Both arms go through lab/parallel.py
-`Workers`, exactly as `lab run --jobs` does, each into its own run directory under the benchmark's directory;
-everything is torn down at the end, also on Ctrl-C or SIGTERM (after a SIGKILL, `lab clean` removes it).
-docs/performance.md ("Concurrency") explains the figures.
+VMs at once, lowest MemAvailable, swap) per arm, how well alice's reads kept their period in the passing runs of
+each arm (the largest gap between two reads, from the records) and how long the arm's boots took (`vagrant up`,
+which yields the CPU to running cells: lab/cpushare.py), and writes all of it as JSON. Both arms go through
+lab/parallel.py `Workers`, exactly as `lab run --jobs` does, each into its own run directory under the benchmark's
+directory; everything is torn down at the end, also on Ctrl-C or SIGTERM (after a SIGKILL, `lab clean` removes
+it). docs/performance.md ("Concurrency") explains the figures.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import json
 import logging
 import os
 import signal
+import statistics
 import sys
 import threading
 import time
@@ -78,6 +81,53 @@ def cpu_figures(before: str, after: str, wall_s: float, cpus: int) -> dict:
     busy_s = (b1 - b0) / ticks
     return {"busy_s": round(busy_s, 1), "mean_cores_busy": round(busy_s / wall_s, 2) if wall_s else None,
             "utilisation": round((b1 - b0) / (t1 - t0), 3) if t1 > t0 else None, "cpus": cpus}
+
+
+def _reads(record) -> list[float]:
+    observation = record.observation or {}
+    return sorted(r["t"] for r in observation.get("reads", []) if isinstance(r, dict) and "t" in r)
+
+
+def read_gaps(records: list) -> dict:
+    """How well alice's reads kept their period in the passing runs of one arm: the largest gap between two
+    consecutive reads of any run (and which run), the median of each run's largest gap, and the median of all
+    gaps. Passing runs only: they are the short ones near their criterion, whose verdict a stretched gap can
+    decide (docs/performance.md, "Concurrency"); a failing run reads for a minute and says less."""
+    per_run = []
+    every = []
+    for r in records:
+        if r.status != "pass":
+            continue
+        times = _reads(r)
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        if gaps:
+            per_run.append((max(gaps), f"{r.cell_id}#{r.repeat}"))
+            every += gaps
+    if not per_run:
+        return {"passing_runs": 0, "max_s": None, "max_in": None, "median_of_max_s": None, "median_s": None}
+    largest, where = max(per_run)
+    return {"passing_runs": len(per_run), "max_s": round(largest, 3), "max_in": where,
+            "median_of_max_s": round(statistics.median(g for g, _ in per_run), 3),
+            "median_s": round(statistics.median(every), 3)}
+
+
+def boot_times(records: list) -> dict:
+    """`vagrant up` of every boot of one arm, from the records: a topology's first run has no revert in its timings
+    (lab/kernellab.py: the first cell needs none), so its up_s is that boot's. Booting topologies yield the CPU
+    (lab/cpushare.py): this is what the yielding costs them."""
+    ups = []
+    for r in records:
+        timings = ((r.observation or {}).get("meta") or {}).get("timings") or {}
+        if "up_s" in timings and "revert_s" not in timings:
+            ups.append(float(timings["up_s"]))
+    if not ups:
+        return {"boots": 0, "median_up_s": None, "max_up_s": None}
+    return {"boots": len(ups), "median_up_s": round(statistics.median(ups), 1), "max_up_s": round(max(ups), 1)}
+
+
+def swap_pages(before: dict, after: dict) -> dict:
+    """Pages swapped in and out between two /proc/vmstat readings."""
+    return {k: after.get(k, 0) - before.get(k, 0) for k in ("pswpin", "pswpout")}
 
 
 def verdict_lines(rows: list[dict]) -> list[str]:
@@ -164,7 +214,7 @@ class Bench:
         shown = RunProgress(todo, self.args.repeats, self.log, jobs=jobs)
         pool = Workers(self.matrix, run_dir, jobs, shown, home=self.home)
         self.pools.append(pool)
-        stat_before = Path("/proc/stat").read_text()
+        stat_before, swap_before = Path("/proc/stat").read_text(), vmstat()
         sampler = Sampler(self.owned).start()
         started = time.monotonic()
         try:
@@ -173,17 +223,19 @@ class Bench:
             wall = time.monotonic() - started
             memory = sampler.stop()
             pool.close()
+            records = run_dir.runs()
             self.arms[name] = {"jobs": jobs, "wall_s": round(wall, 1), "run_dir": str(run_dir.path),
                                "cpu": cpu_figures(stat_before, Path("/proc/stat").read_text(), wall,
                                                   os.cpu_count() or 1),
-                               "memory": memory, "records": run_dir.runs()}
+                               "memory": memory, "swap_pages": swap_pages(swap_before, vmstat()),
+                               "read_gaps": read_gaps(records), "boots": boot_times(records), "records": records}
 
     def report(self, interrupted: bool, swap_before: dict) -> dict:
         swap_after = vmstat()
         seq, con = (self.arms.get(a, {}) for a in ARMS)
         rows = agreement(seq.get("records", []), con.get("records", []))
         r = ratio(seq.get("wall_s"), con.get("wall_s"))
-        swapped = {k: swap_after.get(k, 0) - swap_before.get(k, 0) for k in ("pswpin", "pswpout")}
+        swapped = swap_pages(swap_before, swap_after)
         return {"bench": "nfslab-concurrency", "version": 1, "run_id": self.run_id,
                 "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "interrupted": interrupted,
                 "cells": [c.id for c in self.cells], "repeats": self.args.repeats, "jobs": con.get("jobs"),
@@ -195,14 +247,26 @@ class Bench:
                 "wall_s": round(time.monotonic() - self.started, 1), "out": str(self.out)}
 
 
+def _s(value, unit: str = "s") -> str:
+    return "—" if value is None else f"{value}{unit}"
+
+
 def summary_lines(result: dict) -> list[str]:
     lines = []
     for name, arm in result["arms"].items():
         cpu, mem = arm["cpu"], arm["memory"]
+        gaps, boots = arm.get("read_gaps") or read_gaps([]), arm.get("boots") or boot_times([])
+        swap = arm.get("swap_pages") or {}
         lines.append(f"{name:10} jobs {arm['jobs']:2}  wall {arm['wall_s'] / 60:6.1f} min  "
-                     f"CPU busy {cpu['busy_s']:.0f}s (mean {cpu['mean_cores_busy']} of {cpu['cpus']} cores), max load {mem['max_load_1m']:.1f}  "
+                     f"CPU busy {cpu['busy_s']:.0f}s (mean {cpu['mean_cores_busy']} of {cpu['cpus']} cores), "
+                     f"max load {mem['max_load_1m']:.1f}  "
                      f"VM RSS peak {mem['peak_vm_rss_sum_mib']} MiB ({mem['peak_vms']} VMs), MemAvailable min "
-                     f"{mem['min_mem_available_mib']} MiB")
+                     f"{mem['min_mem_available_mib']} MiB, swapped out {swap.get('pswpout', 0)} pages")
+        lines.append(f"{'':10} read gaps of {gaps['passing_runs']} passing runs: max {_s(gaps['max_s'])}"
+                     f"{' (' + gaps['max_in'] + ')' if gaps['max_in'] else ''}, median of each run's max "
+                     f"{_s(gaps['median_of_max_s'])}, median {_s(gaps['median_s'])}  "
+                     f"boots {boots['boots']}: vagrant up median {_s(boots['median_up_s'])}, "
+                     f"max {_s(boots['max_up_s'])}")
     r = result["ratio"]
     lines.append(f"ratio {r if r is not None else '—'}× (goal ≥ {RATIO_GOAL}×: "
                  f"{'met' if r and r >= RATIO_GOAL else 'missed'}); verdicts "
@@ -260,6 +324,19 @@ def plan_text(args, matrix, todo: list, jobs: int) -> str:
     return "\n".join(lines)
 
 
+def teardown(pools: list, release, keep_host: bool = False) -> list[str]:
+    """Every arm's topologies destroyed, then removed by their run directory (a topology's state file names its
+    arm's run directory, not the benchmark's: lab/cleanup.py matches it exactly); the host goes with the last arm,
+    unless kept or still in use (lab/cleanup.py `release`)."""
+    removed = []
+    for pool in pools:
+        pool.close()
+    for i, pool in enumerate(pools):
+        last = i == len(pools) - 1
+        removed += release(pool.host, pool.run_dir.path, keep_host=keep_host or not last)
+    return removed
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -296,10 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):   # a second Ctrl-C must not leave VMs behind
             signal.signal(sig, signal.SIG_IGN)
         try:
-            for pool in bench.pools:
-                pool.close()
-            if bench.pools:
-                release(bench.pools[0].host, bench.out, keep_host=args.keep_host)
+            teardown(bench.pools, release, keep_host=args.keep_host)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, signal.SIG_DFL)

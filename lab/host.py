@@ -27,6 +27,8 @@ from .state import StateFile
 
 CLONE_NEWNET = 0x40000000
 LIBVIRT_URI = "qemu:///system"
+#: where the lab's libvirtd (system mode, its default run dir) writes each running domain's `<domain>.pid`
+LIBVIRT_QEMU_RUN = Path("/run/libvirt/qemu")
 POOL = PREFIX
 #: the host commands every run needs (lab host, lab box, capture) → Debian package; the map is lab/hostdeps.py
 REQUIRED_TOOLS = {what: package for group in (hostdeps.LAB_HOST, hostdeps.LAB_BOX, hostdeps.CAPTURE)

@@ -7,6 +7,10 @@ modules and rpcbind preloaded → RAM snapshot `booted`. A failure on the way de
 LabError (or whatever interrupted it). `KernelLab` then resets to that snapshot between cells and is closed by its
 owner. Nothing here is shared between two labs: each has its own VMs, networks and slot, which is what lets
 `lab run --jobs N` boot several side by side (lab/parallel.py).
+
+The CPU phases of a lab — the whole boot (provisioning and reload included) and each reset (the revert and the ssh
+checks after it) — run with the lab's qemu threads at a low priority (lab/cpushare.py), so that the cells other
+workers run meanwhile keep their read period; they are back at their own priority before a cell starts.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import nfs, remote, topology
+from . import cpushare, nfs, remote, topology
 from .errors import LabError
 from .host import Host
 from .spec import Timeouts
@@ -54,8 +58,9 @@ class KernelLab:
             self.fresh = False
             return
         self.disconnect()
-        self.timings["revert_s"] = round(self.live.revert(timeout=self.timeouts.revert), 2)
-        self.timings["ready_s"] = round(self.wait_ready(), 2)
+        with cpushare.yielding(self.live.topology.domains):   # ≈ 6 s of CPU: RAM images loaded, guests' sshd
+            self.timings["revert_s"] = round(self.live.revert(timeout=self.timeouts.revert), 2)
+            self.timings["ready_s"] = round(self.wait_ready(), 2)
 
     def wait_ready(self) -> float:
         """Until every VM answers over ssh (in parallel); the seconds it took."""
@@ -108,17 +113,18 @@ def boot_lab(host: Host, *, box: str, kernel_name: str, server: topology.KernelF
     live = topology.LiveTopology(t, host, reserved.dir)
     progress(f"{kernel_name}: booting server, alice, bob (topology {reserved.lab_id})")
     try:
-        started = time.monotonic()
-        live.create(progress=progress)
-        created = time.monotonic() - started
-        remotes = {name: remote.Remote(name, tgt.address, tgt.port, home.ssh_key, host.open_socket,
-                                       reserved.dir / f"{name}.log", command_timeout=timeouts.command)
-                   for name, tgt in live.targets.items()}
-        lab = KernelLab(live, remotes, client, timeouts=timeouts,
-                        timings={"up_s": round(live.timings["up"], 1), "create_s": round(created, 2)})
-        lab.timings["ssh_s"] = round(lab.wait_ready(), 2)
-        if not ready_only:
-            lab.prepare_for_cells()
+        with cpushare.yielding(t.domains):   # the boot gives way to other workers' cells; not the cells to come
+            started = time.monotonic()
+            live.create(progress=progress)
+            created = time.monotonic() - started
+            remotes = {name: remote.Remote(name, tgt.address, tgt.port, home.ssh_key, host.open_socket,
+                                           reserved.dir / f"{name}.log", command_timeout=timeouts.command)
+                       for name, tgt in live.targets.items()}
+            lab = KernelLab(live, remotes, client, timeouts=timeouts,
+                            timings={"up_s": round(live.timings["up"], 1), "create_s": round(created, 2)})
+            lab.timings["ssh_s"] = round(lab.wait_ready(), 2)
+            if not ready_only:
+                lab.prepare_for_cells()
     except BaseException:   # a LabError, or an interrupt mid-boot: nothing half-booted is left behind
         live.destroy()
         raise

@@ -215,7 +215,8 @@ class Runner:
     def _boot_turn(self, kernel_name: str):
         """One boot at a time in this process. A boot is ~36 s of nearly pure CPU for three TCG guests; six at once
         on 2 cores took 155 s each and, worse, shifted the windows of the cells other workers were running by up to
-        4 s (docs/performance.md, "Concurrency"). Waiting ends early when the run stops."""
+        4 s (docs/performance.md, "Concurrency"). The one boot then runs at a low priority too (boot_lab, through
+        lab/cpushare.py), so that those cells keep their read period. Waiting ends early when the run stops."""
         if not BOOTS.acquire(blocking=False):
             self.progress(f"{kernel_name}: waiting for another worker's boot to finish")
             while not BOOTS.acquire(timeout=1.0):

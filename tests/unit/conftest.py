@@ -65,6 +65,19 @@ def _no_real_lab(tmp_path_factory):
             os.environ[key] = value
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_real_qemu(tmp_path_factory):
+    """A boot path run with fakes (lab/kernellab.py) yields the CPU of its topology's qemu (lab/cpushare.py): here
+    it looks for them in an empty /proc and pid directory, so no real VM's priority is ever read or changed.
+    tests/unit/test_cpushare.py passes its own trees (and the real /proc, for a child of its own)."""
+    from lab import cpushare
+    empty = tmp_path_factory.mktemp("no-proc")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cpushare, "PROC", empty)
+        mp.setattr(cpushare, "PID_DIR", empty)
+        yield
+
+
 @pytest.fixture
 def lab_cli(capsys, monkeypatch):
     """`lab ARGS…` run in this process (a subprocess costs ~1 s on a loaded machine): returns its exit code and
