@@ -24,7 +24,9 @@ from .topology import destroy_recorded, pool_volumes, read_state, recorded_dirs,
 def host_for(host: Host, topo: Path) -> Host:
     """The host whose libvirt holds this topology: the one given, or the remote libvirt its state file names."""
     target = target_of(read_state(topo))
-    if target is None or (host.libvirt.remote and host.libvirt.uri == target.uri):
+    if target is None:
+        return Host(host.home) if host.libvirt.remote else host
+    if host.libvirt.remote and host.libvirt.uri == target.uri:
         return host
     return RemoteLibvirtHost(host.home, target)
 

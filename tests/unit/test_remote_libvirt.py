@@ -309,3 +309,23 @@ def test_pytest_refuses_a_bad_uri_in_one_line(tmp_path):
                        cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert r.returncode == 4, r.stdout + r.stderr
     assert "ERROR: --libvirt-uri qemu+tls://lab2/system: transport 'qemu+tls' is not ssh" in r.stderr
+
+
+def test_a_run_on_a_remote_libvirt_cleans_local_orphans_on_the_lab_s_own(tmp_path):
+    """host_for: a topology without a remote record is the lab's own libvirt's, whichever host does the cleaning."""
+    home = LabHome(tmp_path / "home")
+    local = topology.reserve(home, tmp_path / "run")
+    there = topology.reserve(home, tmp_path / "run", LibvirtTarget.parse(URI))
+    remote = RemoteLibvirtHost(home, LibvirtTarget.parse(URI))
+    assert type(cleanup.host_for(remote, local.dir)) is Host
+    assert cleanup.host_for(remote, there.dir) is remote
+    assert type(cleanup.host_for(Host(home), local.dir)) is Host
+
+
+def test_lab_ssh_to_a_remote_topology_goes_through_its_host(tmp_path):
+    from lab import status
+    remote = RemoteLibvirtHost(LabHome(tmp_path / "home"), LibvirtTarget.parse(URI, "nfslabr-x-lab"))
+    argv = status.ssh_argv(remote, status.MachineUp("alice", "nfslab-abc123-alice", "running", "192.168.103.11", 22))
+    assert argv[:5] == ["ip", "netns", "exec", "nfslabr-x-lab", "ssh"]
+    assert argv[5:7] == ["-o", f"ProxyCommand={LibvirtTarget.parse(URI).proxy_command}"]
+    assert argv[-1] == "root@192.168.103.11"
