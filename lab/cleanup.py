@@ -3,6 +3,10 @@
 Topologies are found by their state files (written before anything was created) and, as a last resort, by the
 `nfslab-` name prefix inside the lab's own libvirtd; the host (daemons, namespace, pool) goes last. A topology that
 `lab run --keep` left up (`kept` in its state file) is removed only by `lab down` and `lab clean`.
+
+A topology made on a remote libvirt (`--libvirt-uri`) is removed there: its state file names that libvirt
+(`host_for`). Every remote libvirt the lab prepared is cleaned like the lab's own: strays, the lab's volumes, the pool
+if the lab made it (lab/remotelibvirt.py).
 """
 from __future__ import annotations
 
@@ -10,8 +14,21 @@ import shutil
 from pathlib import Path
 
 from .host import POOL, Host, HostLease, process_running
+from .libvirt import LibvirtTarget
+from .log import log
 from .paths import PREFIX, LabHome
+from .remotelibvirt import RemoteLibvirtHost, recorded_targets, target_of
 from .topology import destroy_recorded, pool_volumes, read_state, recorded_dirs, remove_domain
+
+
+def host_for(host: Host, topo: Path) -> Host:
+    """The host whose libvirt holds this topology: the one given, or the remote libvirt its state file names."""
+    target = target_of(read_state(topo))
+    if target is None:
+        return Host(host.home) if host.libvirt.remote else host
+    if host.libvirt.remote and host.libvirt.uri == target.uri:
+        return host
+    return RemoteLibvirtHost(host.home, target)
 
 
 def topology_dirs(home: LabHome, run_dir: Path | None = None, include_destroyed: bool = False) -> list[Path]:
@@ -36,7 +53,7 @@ def clean_orphans(host: Host) -> list[str]:
         data = read_state(topo)
         pid = data.get("pid")
         if pid and not data.get("kept") and not process_running(int(pid)):
-            removed += destroy_recorded(host, topo)
+            removed += destroy_recorded(host_for(host, topo), topo)
             shutil.rmtree(topo, ignore_errors=True)
     return removed
 
@@ -46,7 +63,7 @@ def clean_topologies(host: Host, run_dir: Path | None = None, include_kept: bool
     for topo in topology_dirs(host.home, run_dir, include_destroyed=True):
         if not include_kept and _kept(topo):
             continue
-        removed += destroy_recorded(host, topo)
+        removed += destroy_recorded(host_for(host, topo), topo)
         shutil.rmtree(topo, ignore_errors=True)
     return removed
 
@@ -71,10 +88,18 @@ def clean_strays(host: Host) -> list[str]:
     return removed
 
 
-def clean_everything(home: LabHome | None = None, keep_host: bool = False, keep_box_volumes: bool = False) -> list[str]:
-    """`lab clean`: every topology, stray object, box volume, then (unless keep_host) the daemons and namespace."""
+def clean_everything(home: LabHome | None = None, keep_host: bool = False, keep_box_volumes: bool = False,
+                     libvirt: LibvirtTarget | None = None) -> list[str]:
+    """`lab clean`: every topology, stray object, box volume, then (unless keep_host) the daemons and namespace; the
+    same on every remote libvirt the lab prepared, and on `libvirt` if given (one it has no record of)."""
     host = Host(home or LabHome.default())
-    removed = clean_topologies(host) + clean_strays(host)
+    removed = clean_topologies(host)
+    targets = {t.uri: t for t in recorded_targets(host.home)}
+    if libvirt is not None and libvirt.remote:
+        targets[libvirt.uri] = libvirt
+    for target in targets.values():
+        removed += clean_remote(RemoteLibvirtHost(host.home, target), keep_host, keep_box_volumes)
+    removed += clean_strays(host)
     if host.libvirtd_running() and not keep_box_volumes:
         for name in pool_volumes(host):
             host.virsh("vol-delete", "--pool", POOL, name, check=False)
@@ -84,6 +109,24 @@ def clean_everything(home: LabHome | None = None, keep_host: bool = False, keep_
             host.virsh("pool-destroy", POOL, check=False)
             host.virsh("pool-undefine", POOL, check=False)
         removed += host.down()
+    return removed
+
+
+def clean_remote(remote: RemoteLibvirtHost, keep_host: bool = False, keep_box_volumes: bool = False) -> list[str]:
+    """What the lab left on a remote libvirt: nfslab-* domains and networks, the lab's volumes in its pool (box,
+    kernels, disks: all named nfslab-…), then, unless keep_host, the pool if the lab made it."""
+    if not remote.libvirtd_running():
+        log.warning("%s does not answer: nothing removed there (`lab clean` tries again)", remote.libvirt.uri)
+        return []
+    removed = [f"{what} on {remote.libvirt.host}" for what in clean_strays(remote)]
+    if not keep_box_volumes:
+        for name in pool_volumes(remote):
+            if name.startswith(PREFIX):
+                remote.virsh("vol-delete", "--pool", POOL, name, check=False)
+                remote.state.forget("volume", name)
+                removed.append(f"volume {name} on {remote.libvirt.host}")
+    if not keep_host:
+        removed += remote.down()
     return removed
 
 

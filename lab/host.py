@@ -21,12 +21,13 @@ from pathlib import Path
 
 from . import hostdeps
 from .errors import HostNotReady, LabError
+from .libvirt import LOCAL_URI, LibvirtTarget
 from .paths import NETNS, PREFIX, LabHome
 from .proc import run, wait_until
 from .state import StateFile
 
 CLONE_NEWNET = 0x40000000
-LIBVIRT_URI = "qemu:///system"
+LIBVIRT_URI = LOCAL_URI
 #: where the lab's libvirtd (system mode, its default run dir) writes each running domain's `<domain>.pid`
 LIBVIRT_QEMU_RUN = Path("/run/libvirt/qemu")
 POOL = PREFIX
@@ -93,7 +94,12 @@ def _read_pid(path: Path) -> int | None:
 
 
 class Host:
-    """One lab host: created idempotently by `up()`, removed by `down()`; shared by every topology of the lab."""
+    """One lab host: created idempotently by `up()`, removed by `down()`; shared by every topology of the lab.
+
+    This one drives its own libvirtd on this machine; lab/remotelibvirt.py `RemoteLibvirtHost` is the same
+    interface for a libvirt on another machine (`--libvirt-uri qemu+ssh://…`), and `lab_host()` there picks one."""
+
+    libvirt = LibvirtTarget()
 
     def __init__(self, home: LabHome | None = None, netns: str = NETNS):
         self.home = home or LabHome.default()
@@ -131,8 +137,19 @@ class Host:
         return result["sock"]
 
     def virsh(self, *args: str, timeout: float = 60, check: bool = True, step: str = "virsh") -> str:
-        return run([*self.netns_prefix(), "virsh", "-q", "-c", LIBVIRT_URI, *args], step=step, timeout=timeout,
-                   log=self.log, check=check).stdout
+        return run([*self.netns_prefix(), "virsh", "-q", "-c", self.libvirt.uri, *args], step=step,
+                   timeout=timeout, log=self.log, check=check).stdout
+
+    # ---- what a topology on this host is given ---------------------------------------------------------------
+    def stage(self, files):
+        """A kernel's files as the libvirt host sees them: here, the files themselves (lab/remotelibvirt.py
+        uploads them)."""
+        return files
+
+    @property
+    def emulator(self) -> Path | None:
+        """The QEMU a topology's VMs run: the TCG wrapper (`_write_tcg_wrapper`)."""
+        return self.tcg_wrapper
 
     # ---- state -------------------------------------------------------------------------------------------
     @property
@@ -168,30 +185,10 @@ class Host:
             log=self.log)
 
     def _ensure_daemon(self, name: str, argv: list[str], env: dict | None = None) -> None:
-        pidfile = self.home.run / f"{name}.pid"
-        if _pid_alive(_read_pid(pidfile)):
-            return
-        self.state.record("daemon", name, pidfile=str(pidfile))
-        run([*self.netns_prefix(), *argv], step=f"host: start {name}", timeout=30, log=self.log, env=env)
-        wait_until(lambda: _pid_alive(_read_pid(pidfile)), timeout=15, step=f"host: start {name}",
-                   what=f"{name} pid file {pidfile}", log=self.log)
+        start_daemon(name, argv, self.home.run / f"{name}.pid", self.netns_prefix(), self.log, self.state, env)
 
     def _ensure_libvirtd(self) -> None:
-        pidfile = self.home.run / "libvirtd.pid"
-        env = dict(os.environ, LIBVIRT_LOG_OUTPUTS=f"3:file:{self.home.run / 'libvirtd.log'}")
-        argv = ["/usr/sbin/libvirtd", "-d", "-p", str(pidfile)]
-        if self.accel != "kvm":
-            masked = self.home.run / "kvm-masked"
-            if not masked.exists():
-                os.mknod(masked, 0o000 | 0o020000, os.makedev(1, 3))  # mode-000 char device: unopenable for qemu
-                masked.chmod(0)
-            # only libvirtd's private mount namespace sees the mask; the host's /dev/kvm is untouched
-            argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                    f"[ -e /dev/kvm ] && mount --bind {masked} /dev/kvm; exec {' '.join(argv)}"]
-        self._ensure_daemon("libvirtd", argv, env=env)
-        wait_until(lambda: run([*self.netns_prefix(), "virsh", "-c", LIBVIRT_URI, "version"], step="host: libvirtd",
-                               timeout=20, check=False).returncode == 0,
-                   timeout=30, interval=0.3, step="host: start libvirtd", what="libvirtd to answer", log=self.log)
+        start_libvirtd(self.home.run, self.netns_prefix(), self.log, self.state, mask_kvm=self.accel != "kvm")
 
     def _ensure_pool(self) -> None:
         if POOL in self.virsh("pool-list", "--all", "--name").split():
@@ -285,6 +282,46 @@ exec /usr/bin/qemu-system-x86_64 "$@"
             return []
         cp = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True, text=True)
         return [int(p) for p in cp.stdout.split()]
+
+
+def start_daemon(name: str, argv: list[str], pidfile: Path, prefix: list[str], log: Path,
+                 state: StateFile | None = None, env: dict | None = None) -> None:
+    """Start a daemon that writes `pidfile` (run under `prefix`, e.g. `ip netns exec NAME`) unless it runs already;
+    recorded in `state` first, so `lab clean` stops it after a crash."""
+    if _pid_alive(_read_pid(pidfile)):
+        return
+    if state is not None:
+        state.record("daemon", name, pidfile=str(pidfile))
+    run([*prefix, *argv], step=f"host: start {name}", timeout=30, log=log, env=env)
+    wait_until(lambda: _pid_alive(_read_pid(pidfile)), timeout=15, step=f"host: start {name}",
+               what=f"{name} pid file {pidfile}", log=log)
+
+
+def start_libvirtd(rundir: Path, prefix: list[str], log: Path, state: StateFile | None = None, *,
+                   mask_kvm: bool = True, private=None) -> None:
+    """libvirtd, its pid file and log in `rundir`, until `virsh version` answers. With mask_kvm, QEMU cannot open
+    /dev/kvm (see the module's docstring); with `private` (lab/remotehost.py PrivateLibvirt), it sees libvirt
+    directories of its own: a second libvirtd on this machine, the stand-in for another lab host."""
+    pidfile = rundir / "libvirtd.pid"
+    env = dict(os.environ, LIBVIRT_LOG_OUTPUTS=f"3:file:{rundir / 'libvirtd.log'}")
+    argv = ["/usr/sbin/libvirtd", "-d", "-p", str(pidfile)]
+    masked = None
+    if mask_kvm:
+        masked = rundir / "kvm-masked"
+        if not masked.exists():
+            os.mknod(masked, 0o000 | 0o020000, os.makedev(1, 3))  # mode-000 char device: unopenable for qemu
+            masked.chmod(0)
+    if private is not None:
+        argv = private.wrap(argv, mask_kvm=masked)
+    elif masked is not None:
+        # only libvirtd's private mount namespace sees the mask; the host's /dev/kvm is untouched
+        argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                f"[ -e /dev/kvm ] && mount --bind {masked} /dev/kvm; exec {' '.join(argv)}"]
+    start_daemon("libvirtd", argv, pidfile, prefix, log, state, env)
+    uri = LIBVIRT_URI if private is None else f"{LIBVIRT_URI}?socket={private.socket}"
+    wait_until(lambda: run([*prefix, "virsh", "-c", uri, "version"], step="host: libvirtd", timeout=20,
+                           check=False).returncode == 0,
+               timeout=30, interval=0.3, step="host: start libvirtd", what="libvirtd to answer", log=log)
 
 
 class HostLease:

@@ -101,7 +101,15 @@ FULL_BUILD = Group("full build", "`build` rows with `scope: full`: a bzImage fro
 BENCH = Group("benchmarks", "bench/: the stock-box baseline (ssh as Vagrant's user), the 4.19.1 bisect history", {
     "ssh": "openssh-client", "git": "git", "tar": "tar", "chroot": "coreutils",
 })
-GROUPS = (LAB_HOST, LAB_BOX, CAPTURE, DEB, MODULE_BUILD, FULL_BUILD, BENCH)
+REMOTE_HOST = Group("remote host", "lab/remotehost.py: a second lab host on this machine (sshd + libvirtd in a "
+                    "namespace), what `--libvirt-uri qemu+ssh://…` is tested against", {
+    "sshd": "openssh-server", "ssh": "openssh-client", "ssh-keygen": "openssh-client", "ip": "iproute2",
+    "unshare": "util-linux", "mount": "mount", "mkdir": "coreutils", "sh": "dash", "ps": "procps",
+    "virsh": "libvirt-clients",
+    "libvirtd": "libvirt-daemon-system", "virtlogd": "libvirt-daemon-system",
+    "virt-ssh-helper": "libvirt-daemon",
+})
+GROUPS = (LAB_HOST, LAB_BOX, CAPTURE, DEB, MODULE_BUILD, FULL_BUILD, BENCH, REMOTE_HOST)
 
 
 def commands(groups=GROUPS) -> list[str]:

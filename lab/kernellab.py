@@ -105,11 +105,11 @@ def boot_lab(host: Host, *, box: str, kernel_name: str, server: topology.KernelF
 
     The lab's timings: up_s (vagrant up), create_s (networks + vagrant up + ssh-config), ssh_s (first ssh)."""
     home = host.home
-    reserved = topology.reserve(home, run)
+    reserved = topology.reserve(home, run, host.libvirt)
     t = topology.plan(lab_id=reserved.lab_id, slot=reserved.slot, kernel_name=kernel_name, box=box,
-                      server_kernel=server, client_kernel=client, ssh_key=home.ssh_key,
-                      driver="kvm" if host.accel == "kvm" else "qemu", emulator=host.tcg_wrapper, netns=host.netns,
-                      boot_timeout=timeouts.boot)
+                      server_kernel=host.stage(server), client_kernel=host.stage(client), ssh_key=home.ssh_key,
+                      driver="kvm" if host.accel == "kvm" else "qemu", emulator=host.emulator, netns=host.netns,
+                      boot_timeout=timeouts.boot, libvirt=host.libvirt)
     live = topology.LiveTopology(t, host, reserved.dir)
     progress(f"{kernel_name}: booting server, alice, bob (topology {reserved.lab_id})")
     try:

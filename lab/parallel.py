@@ -32,9 +32,10 @@ from collections import deque
 from pathlib import Path
 
 from . import schedule
-from .host import Host
+from .libvirt import LibvirtTarget
 from .log import log
 from .paths import LabHome
+from .remotelibvirt import lab_host
 from .results import RunDir
 from . import runner as runners
 from .runner import Cancelled
@@ -49,13 +50,14 @@ class Workers:
     Use `run(todo)`, then always `close()` (in a finally) before releasing the host."""
 
     def __init__(self, matrix: Matrix, run_dir: RunDir, jobs: int, shown, home: LabHome | None = None,
-                 keep: bool = False, runner=None, keep_failing: bool = False):
+                 keep: bool = False, runner=None, keep_failing: bool = False, libvirt: LibvirtTarget | None = None):
         self.matrix, self.run_dir, self.jobs, self.shown = matrix, run_dir, max(1, jobs), shown
         self.keep = keep              # `--keep`: no topology is destroyed before close() picks the one to keep
         self.keep_failing = keep_failing   # `--keep-failing`: the first failing run's topology is set aside
         self._failing_kept = False
         self.home = home or LabHome.default()
-        self.host = Host(self.home)
+        self.libvirt = libvirt or LibvirtTarget()   # every worker's topology goes there (--libvirt-uri)
+        self.host = lab_host(self.home, self.libvirt)
         self._new_runner = runner     # a Runner class or factory (tests script one); default lab/runner.py's
         self.runners: list = []
         self.stop = threading.Event()
@@ -107,7 +109,7 @@ class Workers:
     def _runner(self, worker: str | None):
         progress = self.shown.phase if worker is None else self.shown.phase_for(worker)
         new = self._new_runner or runners.Runner
-        runner = new(self.matrix, self.run_dir, home=self.home, progress=progress, worker=worker)
+        runner = new(self.matrix, self.run_dir, home=self.home, progress=progress, worker=worker, libvirt=self.libvirt)
         runner.stop = self.stop
         if self.keep_failing:
             runner.keep_failing = self._first_failing

@@ -67,3 +67,10 @@ def _with_bases(matrix, names: list[str]) -> list[str]:
             ordered.append(name)
             name = matrix.kernel(name).base
     return ordered
+
+
+def check_libvirt(target) -> None:
+    """HostNotReady (one line, exit 2) unless a remote libvirt (`--libvirt-uri qemu+ssh://…`) answers; the lab's own
+    needs nothing more than `check` asks."""
+    from .remotelibvirt import check_reachable
+    check_reachable(target)

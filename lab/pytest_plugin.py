@@ -46,6 +46,12 @@ def pytest_addoption(parser):
     group.addoption("--repeats", type=int, default=None, metavar="N",
                     help="with --matrix: runs per cell (default: the matrix's experiment.repeats); a cell whose runs "
                          "disagree is flaky")
+    group.addoption("--libvirt-uri", default=None, metavar="URI",
+                    help="with --matrix: the libvirt to run the VMs on, qemu:///system (the lab's own, default) or "
+                         "qemu+ssh://[USER@]HOST/system[?keyfile=KEY&no_verify=1&command=SSH] (as lab run)")
+    group.addoption("--libvirt-netns", default=None, metavar="NAME",
+                    help="with --matrix and a qemu+ssh:// --libvirt-uri: the existing network namespace its host is "
+                         "reached from (default: this machine's own)")
     group.addoption("--lab-keep-host", action="store_true",
                     help="with --matrix: leave the lab namespace and libvirtd running afterwards (faster reruns)")
 
@@ -80,6 +86,7 @@ def pytest_configure(config):
     repeats = config.getoption("--repeats") or matrix.experiment.repeats
     if repeats < 1:
         raise pytest.UsageError(f"--repeats {repeats}: a cell runs at least once (allowed: a whole number >= 1)")
+    libvirt = _libvirt_target(config, matrix)
     from .session import RunSession, run_directory
     given = config.getoption("--run-dir")
     if _is_worker(config):
@@ -87,10 +94,30 @@ def pytest_configure(config):
     else:
         run_dir = run_directory(Path("runs"), given or None)
     session = RunSession(matrix, cells, run_dir, repeats=repeats, resumed=bool(given),
-                         command="pytest " + " ".join(config.invocation_params.args), provenance=False)
+                         command="pytest " + " ".join(config.invocation_params.args), provenance=False,
+                         libvirt=libvirt)
     config.stash[SESSION_KEY] = session
     if not _is_worker(config):   # the controller owns the run directory; workers only add their records
         session.start()
+
+
+def _libvirt_target(config, matrix):
+    """--libvirt-uri/--libvirt-netns, checked as `lab run` checks them (one line); the controller also asks a remote
+    libvirt whether it answers, before any cell runs."""
+    from .errors import HostNotReady
+    from .libvirt import BadLibvirtURI, given_target
+    try:
+        target = given_target(config.getoption("--libvirt-uri"), config.getoption("--libvirt-netns"),
+                              capture=matrix.experiment.capture)
+    except BadLibvirtURI as e:
+        raise pytest.UsageError(str(e)) from None
+    if target.remote and not _is_worker(config):
+        from .remotelibvirt import check_reachable
+        try:
+            check_reachable(target)
+        except HostNotReady as e:
+            raise pytest.UsageError(str(e)) from None
+    return target
 
 
 def _chosen_by_node_id(config, matrix, cells):
@@ -210,7 +237,8 @@ def _runner(config):
         def progress(msg: str) -> None:
             if verbose and reporter is not None:
                 reporter.write_line(f"[nfslab] {msg}")
-        config.stash[RUNNER_KEY] = Runner(matrix, config.stash[SESSION_KEY].run_dir, progress=progress)
+        session = config.stash[SESSION_KEY]
+        config.stash[RUNNER_KEY] = Runner(matrix, session.run_dir, progress=progress, libvirt=session.libvirt)
     return config.stash[RUNNER_KEY]
 
 

@@ -26,10 +26,12 @@ from .boxes import Box, ensure_box
 from .cleanup import clean_orphans
 from .errors import KernelUnavailable, LabError
 from .experiments import EXPERIMENTS, race
-from .host import Host, HostLease
+from .host import HostLease
 from .kernellab import KernelLab, boot_lab
+from .libvirt import LibvirtTarget
 from .outcome import Criteria, Verdict, classify
 from .paths import LabHome
+from .remotelibvirt import lab_host
 from .results import ResultRecord, RunDir, now_iso, worker_name
 from .spec import Cell, Matrix
 from .state import locked
@@ -52,13 +54,13 @@ class Runner:
     """Runs cells of one matrix into one run directory, owning at most one topology at a time."""
 
     def __init__(self, matrix: Matrix, run_dir: RunDir, home: LabHome | None = None, progress=_quiet,
-                 worker: str | None = None):
+                 worker: str | None = None, libvirt: LibvirtTarget | None = None):
         self.matrix = matrix
         self.run_dir = run_dir
         self.home = home or LabHome.default()
         self.progress = progress
         self.worker = worker        # its results file and records' `worker`; None: the process's (xdist or main)
-        self.host = Host(self.home)
+        self.host = lab_host(self.home, libvirt)   # the lab's own libvirtd, or a remote one (--libvirt-uri)
         self.lease = HostLease(self.host)
         self.box: Box | None = None
         self.lab: KernelLab | None = None

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .libvirt import LibvirtTarget
 from .render.tables import spec_meta, write_tables
 from .results import ResultRecord, RunDir
 from .spec import Cell, Matrix
@@ -58,11 +59,15 @@ class RunSession:
     `resumed`: the directory was given (it may hold finished runs, which are not run again).
     `provenance`: run.json also records the run id, the server, when the run started and finished and its wall
     time (the table's header shows them); `lab run` does, `pytest --matrix` leaves them to pytest's own summary.
+    `libvirt`: where the VMs run (`--libvirt-uri`); run.json names a remote one (`libvirt`), so a CI shard's results
+    say which lab host made them.
     """
 
     def __init__(self, matrix: Matrix, cells: list[Cell], run_dir: RunDir, *, repeats: int | None = None,
-                 resumed: bool = False, command: str = "", provenance: bool = True):
+                 resumed: bool = False, command: str = "", provenance: bool = True,
+                 libvirt: LibvirtTarget | None = None):
         self.matrix, self.cells, self.run_dir = matrix, cells, run_dir
+        self.libvirt = libvirt or LibvirtTarget()
         self.resumed, self.command, self.provenance = resumed, command, provenance
         self.repeats = repeats or (run_dir.meta().get("repeats") if resumed else None) or matrix.experiment.repeats
         self._started = time.monotonic()
@@ -79,6 +84,8 @@ class RunSession:
         if self.provenance:
             meta.update(run_id=self.run_dir.run_id, started=old.get("started") or now_text())
         meta.update(repeats=self.repeats, experiment=experiment_meta(m, self.repeats), specs=spec_meta(m))
+        if self.libvirt.remote:
+            meta["libvirt"] = self.libvirt.uri
         self.run_dir.write_meta(meta)
 
     # ---- what is left to do -----------------------------------------------------------------------------------

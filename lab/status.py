@@ -12,7 +12,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .cleanup import clean_everything, topology_dirs
+from .cleanup import clean_everything, host_for, topology_dirs
 from .host import Host, _read_pid, process_running
 from .paths import PREFIX
 from .topology import destroy_recorded, read_state
@@ -41,6 +41,7 @@ class TopologyUp:
     kept: bool
     dir: Path
     machines: tuple[MachineUp, ...]
+    libvirt: str | None = None   # a remote libvirt's URI (--libvirt-uri); None: the lab's own
 
     def machine(self, name: str) -> MachineUp | None:
         return next((m for m in self.machines if m.name == name), None)
@@ -74,18 +75,21 @@ def topologies(host: Host, ask_libvirt: bool = True) -> list[TopologyUp]:
         lab_id = data.get("topology", {}).get("lab_id", topo_dir.name)
         prefix = f"{PREFIX}-{lab_id}-"
         targets = data.get("targets", {})
+        there = host_for(host, topo_dir)   # a remote libvirt's topology is asked there
+        remote = there.libvirt.uri if there.libvirt.remote else None
+        asking_there = asking if there is host else ask_libvirt and there.libvirtd_running()
         machines = []
         for r in data.get("resources", []):
             if r.get("kind") != "domain":
                 continue
             name = r["name"][len(prefix):] if r["name"].startswith(prefix) else r["name"]
-            state = host.virsh("domstate", r["name"], check=False).strip() if asking else "?"
+            state = there.virsh("domstate", r["name"], check=False).strip() if asking_there else "?"
             target = targets.get(name, {})
             machines.append(MachineUp(name, r["name"], state or "gone", target.get("address"), target.get("port")))
         pid = data.get("pid")
         found.append(TopologyUp(lab_id, data.get("topology", {}).get("kernel", "?"), data.get("run", ""), pid,
                                 bool(pid) and process_running(int(pid)), bool(data.get("kept")), topo_dir,
-                                tuple(machines)))
+                                tuple(machines), remote))
     return found
 
 
@@ -115,16 +119,18 @@ def find(tops: list[TopologyUp], kernel: str, machine: str) -> tuple[TopologyUp,
 
 def ssh_argv(host: Host, machine: MachineUp, command: list[str] | None = None) -> list[str]:
     """ssh from inside the lab namespace as root with the lab's key (what the box and the distribution clients'
-    provisioning trust it for); the VMs are rebuilt every run, so their host keys are neither checked nor kept."""
-    return [*host.netns_prefix(), "ssh", "-i", str(host.home.ssh_key), "-o", "IdentitiesOnly=yes",
+    provisioning trust it for); the VMs are rebuilt every run, so their host keys are neither checked nor kept. On a
+    remote libvirt, through its host (the proxy command the topology's Vagrantfile has)."""
+    proxy = ["-o", f"ProxyCommand={host.libvirt.proxy_command}"] if host.libvirt.remote else []
+    return [*host.netns_prefix(), "ssh", *proxy, "-i", str(host.home.ssh_key), "-o", "IdentitiesOnly=yes",
             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
             "-p", str(machine.port or 22), f"root@{machine.address}", *(command or [])]
 
 
 def ssh(host: Host, kernel: str, machine: str, command: list[str] | None = None) -> None:
     """Replace this process with ssh, so the terminal is ssh's (no Python between the user and the VM)."""
-    _, m = find(topologies(host), kernel, machine)
-    argv = ssh_argv(host, m, command)
+    t, m = find(topologies(host), kernel, machine)
+    argv = ssh_argv(host_for(host, t.dir), m, command)
     os.execvp(argv[0], argv)
 
 
@@ -154,7 +160,8 @@ def lines(host_up: HostUp, tops: list[TopologyUp]) -> list[str]:
         machines = ", ".join(f"{m.name} {m.state}" + (f" {m.address}:{m.port}" if m.address else "")
                              for m in t.machines)
         out.append(f"{t.kernel}: topology {t.lab_id}, {'kept' if t.kept else 'not kept'}, run pid {t.pid} "
-                   f"{'running' if t.alive else 'gone'}, run {t.run or '?'}; {machines or 'no machines recorded'}")
+                   f"{'running' if t.alive else 'gone'}, run {t.run or '?'}"
+                   f"{f', on {t.libvirt}' if t.libvirt else ''}; {machines or 'no machines recorded'}")
     if not tops:
         out.append("no topology is up")
     return out

@@ -29,6 +29,11 @@ out = Console(width=None if sys.stdout.isatty() else 200, markup=False, emoji=Fa
 
 MatrixOpt = typer.Option(None, "--matrix", "-m", help="matrix file (default: ./matrix.yaml, else nfslab's own)")
 KernelsOpt = typer.Option(None, "--kernels", "-k", help="only these kernel rows, comma-separated")
+LibvirtUriOpt = typer.Option(None, "--libvirt-uri", help="the libvirt to run the VMs on: qemu:///system (default: the "
+                             "lab's own libvirtd here) or qemu+ssh://[USER@]HOST/system[?keyfile=KEY&no_verify=1&"
+                             "command=SSH], another lab host (docs/remote-libvirt.md)")
+LibvirtNetnsOpt = typer.Option(None, "--libvirt-netns", help="with a qemu+ssh:// --libvirt-uri: the existing network "
+                               "namespace from which its host is reached (default: this machine's own)")
 CellOpt = typer.Option(None, "--cell", help="only the cells with these axis values, e.g. vers=4.1,leases=on (an axis "
                                             "left out matches all its values); repeat it for more cells")
 
@@ -62,6 +67,16 @@ def matrix_path(path: Optional[Path]) -> Path:
             raise Usage(f"--matrix {path}: no such file (fix: leave --matrix out to use ./matrix.yaml, else "
                         f"nfslab's own)")
     return matrix_file(path)
+
+
+def libvirt_target(uri: Optional[str], netns: Optional[str], *, capture: bool = False):
+    """--libvirt-uri and --libvirt-netns as the lab's LibvirtTarget (lab/libvirt.py `given_target`); a bad one is
+    one line, exit 2."""
+    from ..libvirt import BadLibvirtURI, given_target
+    try:
+        return given_target(uri, netns, capture=capture)
+    except BadLibvirtURI as e:
+        raise Usage(str(e)) from None
 
 
 def output_file(path: Path, option: str, example: str = "table.md") -> Path:

@@ -7,17 +7,20 @@ import typer
 
 from ..log import log
 from ..paths import LabHome
-from .common import Usage, app, out
+from .common import LibvirtNetnsOpt, LibvirtUriOpt, Usage, app, libvirt_target, out
 
 
 @app.command()
-def clean(keep_host: bool = typer.Option(False, help="remove topologies only; keep the namespace and libvirtd")):
-    """Remove everything the lab created: VMs, snapshots, volumes, networks, then libvirtd and the namespace."""
+def clean(keep_host: bool = typer.Option(False, help="remove topologies only; keep the namespace and libvirtd"),
+          libvirt_uri: Optional[str] = LibvirtUriOpt, libvirt_netns: Optional[str] = LibvirtNetnsOpt):
+    """Remove everything the lab created: VMs, snapshots, volumes, networks, then libvirtd and the namespace; on every
+    remote libvirt it used too, and on --libvirt-uri's (one this lab home has no record of)."""
+    target = libvirt_target(libvirt_uri, libvirt_netns)
     from .. import preflight
     preflight.check("clean")
     from ..boxes import prune_stale
     from ..cleanup import clean_everything
-    removed = clean_everything(keep_host=keep_host) + prune_stale(LabHome.default())
+    removed = clean_everything(keep_host=keep_host, libvirt=target) + prune_stale(LabHome.default())
     for r in removed:
         log.info("removed %s", r)
     log.info("nothing to remove" if not removed else f"{len(removed)} removed")

@@ -22,8 +22,8 @@ from rich.console import Console
 from .. import crash
 from ..aggregate import run_exit_code
 from ..log import log
-from .common import (CellOpt, KernelsOpt, MatrixOpt, Usage, app, load_cells, out, output_dir, output_file,
-                     raise_interrupt, write_output)
+from .common import (CellOpt, KernelsOpt, LibvirtNetnsOpt, LibvirtUriOpt, MatrixOpt, Usage, app, libvirt_target,
+                     load_cells, out, output_dir, output_file, raise_interrupt, write_output)
 
 
 @app.command()
@@ -49,7 +49,8 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
                                              "the run directory: `lab run -m RUN/matrix.yaml` repeats the run"),
         kernel_tree: Optional[Path] = typer.Option(None, "--kernel-tree", help="the Linux git checkout a --kernel "
                                                    "GIT_REF is built from (default: $NFSLAB_LINUX_TREE); a full "
-                                                   "build with mainline-4.19's config fragment")):
+                                                   "build with mainline-4.19's config fragment"),
+        libvirt_uri: Optional[str] = LibvirtUriOpt, libvirt_netns: Optional[str] = LibvirtNetnsOpt):
     """Run the matrix on real VMs and print the compatibility table (also written to the run directory)."""
     from .. import preflight
     from ..schedule import parse_jobs
@@ -70,9 +71,11 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
                         f"{runs}/<run-id>)")
         if repeats is not None and repeats < 1:
             raise Usage(f"--repeats {repeats}: a cell runs at least once (allowed: a whole number >= 1)")
+        target = libvirt_target(libvirt_uri, libvirt_netns, capture=m.experiment.capture)
         # before anything exists: a host that is not ready leaves no empty run directory
         preflight.check("run", capture=m.experiment.capture)
         preflight.check_kernels(m, list(dict.fromkeys(c.kernel for c in cells)))
+        preflight.check_libvirt(target)
     except BaseException:
         if staged is not None:
             shutil.rmtree(staged, ignore_errors=True)
@@ -92,7 +95,7 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
         m, cells = load_cells(run_dir.path / "matrix.yaml", None, cell)
         log.info("--kernel %s: row %s (spec %s)", kernel, adhoc.name, run_dir.path / "kernels" / f"{adhoc.name}.yaml")
     session = RunSession(m, cells, run_dir, repeats=repeats, resumed=resume is not None,
-                         command=" ".join(["lab", *sys.argv[1:]]))
+                         command=" ".join(["lab", *sys.argv[1:]]), libvirt=target)
     repeats = session.repeats
     todo = session.todo()
     session.start()
@@ -105,7 +108,7 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     if workers > 1:
         log.info("%d workers, each with its own topology", workers)
     shown = RunProgress(todo, repeats, log, console=live_console(), jobs=workers)
-    pool = Workers(m, run_dir, workers, shown, keep=keep, keep_failing=keep_failing)
+    pool = Workers(m, run_dir, workers, shown, keep=keep, keep_failing=keep_failing, libvirt=target)
     # both explicitly: a process started from a non-interactive shell in the background inherits SIGINT ignored
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, raise_interrupt)

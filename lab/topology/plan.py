@@ -10,6 +10,7 @@ import jinja2
 
 from ..distro import INSECURE_KEY, DistroClient
 from ..host import LIBVIRT_URI, POOL
+from ..libvirt import LibvirtTarget
 from ..paths import PREFIX, VAGRANTFILE_TEMPLATE
 from ..timeouts import Timeouts
 
@@ -78,8 +79,9 @@ class Topology:
     ssh_keys: tuple[Path, ...]   # the lab's key; distribution boxes first accept only Vagrant's public one
     driver: str = "qemu"
     emulator: Path | None = None
-    netns: str = "nfslab"
+    netns: str = "nfslab"      # where vagrant runs ("" for a remote libvirt reached from this machine's namespace)
     uri: str = LIBVIRT_URI
+    proxy_command: str | None = None   # a remote libvirt: Vagrant's ssh to the VMs goes through its host
     pool: str = POOL
     boot_timeout: int = round(Timeouts.boot)   # Vagrant's config.vm.boot_timeout, whole seconds
 
@@ -110,8 +112,10 @@ def networks_for_slot(lab_id: str, slot: int) -> tuple[Network, Network]:
 
 def plan(*, lab_id: str, slot: int, kernel_name: str, box: str, server_kernel: KernelFiles,
          client_kernel: "KernelFiles | DistroClient", ssh_key: Path, driver: str = "qemu", emulator: Path | None = None,
-         netns: str = "nfslab", memory: int = 512, boot_timeout: float = Timeouts.boot) -> Topology:
-    """The pure topology value: the server keeps the fixed server kernel, alice and bob carry the one under test."""
+         netns: str = "nfslab", memory: int = 512, boot_timeout: float = Timeouts.boot,
+         libvirt: LibvirtTarget = LibvirtTarget()) -> Topology:
+    """The pure topology value: the server keeps the fixed server kernel, alice and bob carry the one under test.
+    With a remote `libvirt`, the kernel files are paths on its host (lab/remotelibvirt.py `stage`)."""
     mgmt, nfs = networks_for_slot(lab_id, slot)
 
     def machine(name: str, k) -> Machine:
@@ -126,12 +130,18 @@ def plan(*, lab_id: str, slot: int, kernel_name: str, box: str, server_kernel: K
     keys = (ssh_key, INSECURE_KEY) if isinstance(client_kernel, DistroClient) else (ssh_key,)
     return Topology(lab_id=lab_id, kernel_name=kernel_name, box=box, machines=machines, mgmt=mgmt, nfs=nfs,
                     ssh_keys=keys, driver=driver, emulator=emulator if driver == "qemu" else None, netns=netns,
-                    boot_timeout=round(boot_timeout))
+                    boot_timeout=round(boot_timeout), uri=libvirt.uri, proxy_command=libvirt.proxy_command)
 
 
 def render_vagrantfile(t: Topology, template: Path = VAGRANTFILE_TEMPLATE) -> str:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["ruby"] = ruby_string
     return env.from_string(template.read_text()).render(t=t)
+
+
+def ruby_string(text: str) -> str:
+    """A single-quoted Ruby literal: nothing in it is interpolated (`#{…}`), only \\ and \' are escapes."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def network_xml(net: Network, dhcp: bool) -> str:

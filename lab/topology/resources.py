@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import LabError
 from ..host import POOL, Host
-from ..libvirt import volume_names
+from ..libvirt import LibvirtTarget, volume_names
 from ..paths import LabHome
 from ..state import locked
 from .plan import MAX_SLOTS, new_lab_id
@@ -74,10 +74,10 @@ class Reservation:
     dir: Path
 
 
-def reserve(home: LabHome, run: Path | str) -> Reservation:
+def reserve(home: LabHome, run: Path | str, libvirt: LibvirtTarget | None = None) -> Reservation:
     """A new topology's id, slot and state file, written before any of its resources exists: the slot (under a lock,
-    so concurrent runners never share a /24), the run it belongs to, and this process's pid (a dead pid marks it
-    orphaned after a SIGKILL: lab/cleanup.py `clean_orphans`)."""
+    so concurrent runners never share a /24), the run it belongs to, this process's pid (a dead pid marks it
+    orphaned after a SIGKILL: lab/cleanup.py `clean_orphans`), and a remote libvirt it will be made on."""
     with locked(home.topologies / ".slots.lock"):
         lab_id = new_lab_id()
         while (home.topologies / lab_id).exists():   # 3 random bytes: rare, but two labs must never share a dir
@@ -88,6 +88,8 @@ def reserve(home: LabHome, run: Path | str) -> Reservation:
         state.set("slot", slot)
     state.set("run", str(run))
     state.set("pid", os.getpid())
+    if libvirt is not None and libvirt.remote:
+        state.set("libvirt", {"uri": libvirt.uri, "netns": libvirt.netns})
     return Reservation(lab_id, slot, topo_dir)
 
 

@@ -34,12 +34,18 @@ class SshAddress(TypedDict):
     port: int
 
 
+class Libvirt(TypedDict):
+    uri: str                  # the libvirt the topology's domains, networks and volumes are on
+    netns: str | None         # the namespace that libvirt's host is reached from (None: this machine's own)
+
+
 class TopologyState(TypedDict, total=False):
     """state.json; which key is written by whom and when."""
 
     slot: int                 # resources.reserve, before anything: its /24 pair (no two live topologies share one)
     run: str                  # resources.reserve: the run directory it belongs to (lab/cleanup.py `release`)
     pid: int                  # resources.reserve: the process that made it; gone → an orphan (`clean_orphans`)
+    libvirt: Libvirt          # resources.reserve, remote libvirt only: where `lab clean` removes it (cleanup.host_for)
     topology: Names           # live.py create, before the networks
     resources: list[Resource]   # live.py, each before it is created; forgotten once removed
     targets: dict[str, SshAddress]   # live.py, once `vagrant up` is done: `lab status`, `lab ssh`

@@ -145,7 +145,7 @@ def test_lab_run_kernel_writes_a_repeatable_run_and_shows_no_history(tmp_path, l
     class Scripted:
         host = None
 
-        def __init__(self, matrix, run_dir, home=None, progress=None, worker=None):
+        def __init__(self, matrix, run_dir, home=None, progress=None, worker=None, libvirt=None):
             self.matrix, self.run_dir = matrix, run_dir
 
         def run_cell(self, cell, repeat=1, repeats=1):

@@ -49,6 +49,9 @@ expect:
 """
 
 
+LIBVIRT_ALLOWED = "qemu:///system, or qemu+ssh://[USER@]HOST/system[?keyfile=KEY&no_verify=1&command=SSH]"
+
+
 def kernel(name: str, old: str = "", new: str = "") -> dict[str, str]:
     """kernels/<name>.yaml, a valid build row with one mistake put in, listed as the matrix's only row."""
     return {f"kernels/{name}.yaml": KERNEL.format(name=name).replace(old, new),
@@ -123,6 +126,28 @@ ROWS = [
         "--matrix nope.yaml: no such file (fix: leave --matrix out to use ./matrix.yaml, else nfslab's own)"),
     row("matrix-is-a-directory", ["list", "--matrix", "kernels"],
         "--matrix kernels: is a directory (fix: name the file, e.g. --matrix kernels/matrix.yaml)"),
+    # ---- --libvirt-uri: another lab host (docs/remote-libvirt.md) ---------------------------------------------------
+    row("libvirt-uri-tls", ["run", "--libvirt-uri", "qemu+tls://lab2/system"],
+        "--libvirt-uri qemu+tls://lab2/system: transport 'qemu+tls' is not ssh: the lab reaches the VMs through the "
+        f"libvirt host's ssh (allowed: {LIBVIRT_ALLOWED})"),
+    row("libvirt-uri-port", ["run", "--libvirt-uri", "qemu+ssh://root@lab2:2222/system"],
+        "--libvirt-uri qemu+ssh://root@lab2:2222/system: a port (2222): vagrant-libvirt 0.11.2 cannot proxy ssh to "
+        "its VMs with one (fix: set `Port 2222` for lab2 in root's ~/.ssh/config and leave it out here) "
+        f"(allowed: {LIBVIRT_ALLOWED})"),
+    row("libvirt-uri-typo", ["clean", "--libvirt-uri", "qemu+ssh://lab2/system?keyfle=/k"],
+        "--libvirt-uri qemu+ssh://lab2/system?keyfle=/k: unknown parameter 'keyfle' (the ssh transport's: keyfile, "
+        f"no_verify, command, socket, mode, proxy, netcat, no_tty) (allowed: {LIBVIRT_ALLOWED})"),
+    row("libvirt-uri-missing-key", ["run", "--libvirt-uri", "qemu+ssh://lab2/system?keyfile=/nonexistent/key"],
+        "--libvirt-uri qemu+ssh://lab2/system?keyfile=/nonexistent/key: no such file: keyfile=/nonexistent/key"),
+    row("libvirt-uri-capture", ["run", "--libvirt-uri", "qemu+ssh://lab2/system"],
+        "--libvirt-uri qemu+ssh://lab2/system: the matrix captures NFS traffic (capture: on), and the VMs' tap "
+        "devices are on lab2, not here (fix: a matrix with `capture: off`)",
+        files={"matrix.yaml": MATRIX.replace("  repeats: 1", "  repeats: 1\n  capture: on")}),
+    row("libvirt-netns-local", ["run", "--libvirt-netns", "elsewhere"],
+        "--libvirt-netns elsewhere: only for a qemu+ssh:// URI (the local libvirt runs in the lab's own namespace)"),
+    # the stand-in virsh exits 1: the host does not answer, and nothing is created
+    row("libvirt-uri-no-answer", ["run", "--libvirt-uri", "qemu+ssh://root@lab2/system?keyfile=/dev/null"],
+        "--libvirt-uri qemu+ssh://root@lab2/system?keyfile=/dev/null: libvirt does not answer: virsh exited 1"),
     # ---- the host ------------------------------------------------------------------------------------------------
     row("no-vagrant", ["run"], "missing: vagrant (fix: run `lab setup`, or `apt-get install vagrant`)",
         without=("vagrant",)),

@@ -5,6 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from lab.libvirt import LibvirtTarget
+
 from bench import figures as F
 from bench import lab_bench, stock_box
 from lab import topology
@@ -192,6 +194,11 @@ def test_stock_box_name_is_a_hash_of_its_inputs_outside_lab_clean_pattern():
 
 class FakeHost:
     accel, netns, tcg_wrapper = "tcg", "nfslab-unit-test", Path("/nowhere/qemu-tcg")
+    emulator = tcg_wrapper
+    libvirt = LibvirtTarget()      # the lab's own
+
+    def stage(self, files):
+        return files
 
     def __init__(self):
         from lab.paths import LabHome

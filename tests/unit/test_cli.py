@@ -235,7 +235,7 @@ def test_lab_run_prints_the_rerun_command_of_each_mismatching_cell(tmp_path, lab
     class Scripted:
         host = None
 
-        def __init__(self, matrix, run_dir, home=None, progress=None, worker=None):
+        def __init__(self, matrix, run_dir, home=None, progress=None, worker=None, libvirt=None):
             self.matrix, self.run_dir = matrix, run_dir
 
         def run_cell(self, cell, repeat=1, repeats=1):

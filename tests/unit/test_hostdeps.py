@@ -23,6 +23,10 @@ DYNAMIC = {
     ("lab/topology/live.py", "NetnsVagrant._call_vagrant_command"): {"ip", "vagrant"},
     ("lab/topology/live.py", "NetnsVagrant._run_vagrant_command"): {"ip", "vagrant"},
     ("lab/boxes.py", "customize"): {"gcc"},   # readers.compile_argv
+    # libvirtd, alone or wrapped in a mount namespace (the kvm mask, or lab/remotehost.py PrivateLibvirt)
+    ("lab/host.py", "start_libvirtd"): {"ip", "libvirtd", "unshare", "sh", "mount", "mkdir"},
+    # sshd and virtlogd of a remote lab host, in PrivateLibvirt's mount namespace
+    ("lab/remotehost.py", "RemoteLabHost.up"): {"ip", "sshd", "virtlogd", "unshare", "sh", "mount", "mkdir"},
 }
 SHELL_BUILTINS = {"cd", "exec", "[", "test", "true", "false", "set", "export", "echo"}
 HOLE = "\x00"    # stands for an f-string's {…} in a shell string

@@ -107,7 +107,7 @@ class Claiming:
 
     made: list = []
 
-    def __init__(self, matrix, run_dir, home=None, progress=None, worker=None):
+    def __init__(self, matrix, run_dir, home=None, progress=None, worker=None, libvirt=None):
         self.worker, self.stop, self.keep_failing = worker, None, None
         self.kept_topology = self.kept_cell = None
         Claiming.made.append(self)

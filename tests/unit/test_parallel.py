@@ -29,7 +29,7 @@ class Scripted:
 
     made: list = []
 
-    def __init__(self, matrix, run_dir, home=None, progress=None, worker=None, seconds=0.01, hang=(), bug=()):
+    def __init__(self, matrix, run_dir, home=None, progress=None, worker=None, libvirt=None, seconds=0.01, hang=(), bug=()):
         self.matrix, self.run_dir, self.progress, self.worker = matrix, run_dir, progress, worker
         self.seconds, self.hang, self.bug = seconds, hang, bug
         self.stop, self.aborted, self.closed, self.kept = None, threading.Event(), 0, False

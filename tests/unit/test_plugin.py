@@ -83,7 +83,7 @@ VERDICTS = {"pass": Verdict("pass", first_new_after=0.5, pass_within=2.0),
 
 
 class FakeRunner:
-    def __init__(self, matrix, run_dir, progress=None, home=None):
+    def __init__(self, matrix, run_dir, progress=None, home=None, libvirt=None):
         self.matrix, self.run_dir = matrix, run_dir
 
     def run_cell(self, cell, repeat=1, repeats=1):
