@@ -13,7 +13,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .host import POOL, Host, HostLease, process_running
+from .daemons import process_running
+from .host import POOL, Host, HostLease
 from .libvirt import LibvirtTarget
 from .log import log
 from .paths import PREFIX, LabHome

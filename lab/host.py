@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import ctypes
 import os
-import signal
 import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 from . import hostdeps
 from .errors import HostNotReady, LabError
 from .libvirt import LOCAL_URI, LibvirtTarget
 from .paths import NETNS, PREFIX, LabHome
-from .proc import run, wait_until
+from .daemons import pid_alive, process_running, read_pid, start_daemon, start_libvirtd, terminate
+from .proc import run
 from .state import StateFile
 
 CLONE_NEWNET = 0x40000000
@@ -71,26 +70,7 @@ def _package(what: str) -> str:
     raise KeyError(f"{what} is not in lab/hostdeps.py")
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
 
-
-def process_running(pid: int | None) -> bool:
-    """The process exists and is not a zombie: a killed lab run whose parent has not reaped it is gone for good."""
-    return _pid_alive(pid) and not _is_zombie(pid)
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
 
 
 class Host:
@@ -160,7 +140,7 @@ class Host:
         return Path(f"/run/netns/{self.netns}").exists()
 
     def libvirtd_running(self) -> bool:
-        return _pid_alive(_read_pid(self.home.run / "libvirtd.pid"))
+        return pid_alive(read_pid(self.home.run / "libvirtd.pid"))
 
     # ---- bring-up ----------------------------------------------------------------------------------------
     def up(self, probe_kernel: Path | None = None) -> None:
@@ -263,7 +243,7 @@ exec /usr/bin/qemu-system-x86_64 "$@"
             self.state.forget(res["kind"], res["name"])
         for pid in self._netns_pids():
             removed.append(f"process {pid} left in netns")
-            _terminate(pid)
+            terminate(pid)
         if self.netns_exists():
             run(["ip", "netns", "delete", self.netns], step="host: delete namespace", timeout=10, log=self.log,
                 check=False)
@@ -272,10 +252,10 @@ exec /usr/bin/qemu-system-x86_64 "$@"
         return removed
 
     def _stop_daemon(self, pidfile: Path) -> bool:
-        pid = _read_pid(pidfile)
-        if not _pid_alive(pid):
+        pid = read_pid(pidfile)
+        if not pid_alive(pid):
             return False
-        return _terminate(pid)
+        return terminate(pid)
 
     def _netns_pids(self) -> list[int]:
         if not self.netns_exists():
@@ -284,44 +264,6 @@ exec /usr/bin/qemu-system-x86_64 "$@"
         return [int(p) for p in cp.stdout.split()]
 
 
-def start_daemon(name: str, argv: list[str], pidfile: Path, prefix: list[str], log: Path,
-                 state: StateFile | None = None, env: dict | None = None) -> None:
-    """Start a daemon that writes `pidfile` (run under `prefix`, e.g. `ip netns exec NAME`) unless it runs already;
-    recorded in `state` first, so `lab clean` stops it after a crash."""
-    if _pid_alive(_read_pid(pidfile)):
-        return
-    if state is not None:
-        state.record("daemon", name, pidfile=str(pidfile))
-    run([*prefix, *argv], step=f"host: start {name}", timeout=30, log=log, env=env)
-    wait_until(lambda: _pid_alive(_read_pid(pidfile)), timeout=15, step=f"host: start {name}",
-               what=f"{name} pid file {pidfile}", log=log)
-
-
-def start_libvirtd(rundir: Path, prefix: list[str], log: Path, state: StateFile | None = None, *,
-                   mask_kvm: bool = True, private=None) -> None:
-    """libvirtd, its pid file and log in `rundir`, until `virsh version` answers. With mask_kvm, QEMU cannot open
-    /dev/kvm (see the module's docstring); with `private` (lab/remotehost.py PrivateLibvirt), it sees libvirt
-    directories of its own: a second libvirtd on this machine, the stand-in for another lab host."""
-    pidfile = rundir / "libvirtd.pid"
-    env = dict(os.environ, LIBVIRT_LOG_OUTPUTS=f"3:file:{rundir / 'libvirtd.log'}")
-    argv = ["/usr/sbin/libvirtd", "-d", "-p", str(pidfile)]
-    masked = None
-    if mask_kvm:
-        masked = rundir / "kvm-masked"
-        if not masked.exists():
-            os.mknod(masked, 0o000 | 0o020000, os.makedev(1, 3))  # mode-000 char device: unopenable for qemu
-            masked.chmod(0)
-    if private is not None:
-        argv = private.wrap(argv, mask_kvm=masked)
-    elif masked is not None:
-        # only libvirtd's private mount namespace sees the mask; the host's /dev/kvm is untouched
-        argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                f"[ -e /dev/kvm ] && mount --bind {masked} /dev/kvm; exec {' '.join(argv)}"]
-    start_daemon("libvirtd", argv, pidfile, prefix, log, state, env)
-    uri = LIBVIRT_URI if private is None else f"{LIBVIRT_URI}?socket={private.socket}"
-    wait_until(lambda: run([*prefix, "virsh", "-c", uri, "version"], step="host: libvirtd", timeout=20,
-                           check=False).returncode == 0,
-               timeout=30, interval=0.3, step="host: start libvirtd", what="libvirtd to answer", log=log)
 
 
 class HostLease:
@@ -375,26 +317,6 @@ class HostLease:
         self.release()
 
 
-def _terminate(pid: int, grace: float = 10.0) -> bool:
-    """SIGTERM a process we started (by PID), SIGKILL it if it ignores us."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not process_running(pid):
-            return True
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
-    return True
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
-    except (FileNotFoundError, IndexError):
-        return True
 
 
 def detect_accel(kernel: Path | None, log: Path) -> str:

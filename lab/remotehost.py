@@ -33,7 +33,8 @@ from pathlib import Path
 
 from . import hostdeps
 from .errors import HostNotReady
-from .host import _pid_alive, _read_pid, _terminate, require_root, start_daemon, start_libvirtd
+from .daemons import pid_alive, read_pid, start_daemon, start_libvirtd, terminate
+from .host import require_root
 from .libvirt import LibvirtTarget
 from .proc import run
 from .state import StateFile
@@ -206,15 +207,15 @@ class RemoteLabHost:
         what was removed. Safe to call twice, or after a failed up()."""
         removed = []
         for daemon in DAEMONS:
-            pid = _read_pid(self._pidfile(daemon))
-            if _pid_alive(pid) and _terminate(pid):
+            pid = read_pid(self._pidfile(daemon))
+            if pid_alive(pid) and terminate(pid):
                 removed.append(f"{daemon} (pid {pid})")
         namespaces = [self.host_netns] + ([self.client_netns] if self.owns_client else [])
         for ns in namespaces:
             assert ns.startswith(NS_PREFIX), ns   # never a namespace of the lab's own
             for pid in _netns_pids(ns):
                 self.swept.append(pid)
-                if _terminate(pid):
+                if terminate(pid):
                     removed.append(f"process {pid} in {ns}")
         if not self.owns_client and Path(f"/run/netns/{self.client_netns}").exists():
             run(["ip", "-n", self.client_netns, "link", "delete", self.veth[0]], step="remote host: veth",
@@ -237,7 +238,7 @@ class RemoteLabHost:
         mine = _ancestors()
         found += [f"process {line.strip()[:120]}" for line in ps.splitlines()
                   if str(self.root) in line and int(line.split()[0]) not in mine]
-        found += [f"process {pid} (was in {self.host_netns})" for pid in self.swept if _pid_alive(pid)]
+        found += [f"process {pid} (was in {self.host_netns})" for pid in self.swept if pid_alive(pid)]
         if self.root.exists():
             found.append(f"directory {self.root}")
         return found

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .cleanup import clean_everything, host_for, topology_dirs
-from .host import Host, _read_pid, process_running
+from .daemons import process_running, read_pid
+from .host import Host
 from .paths import PREFIX
 from .topology import destroy_recorded, read_state
 
@@ -63,7 +64,7 @@ class HostUp:
 
 
 def host_status(host: Host) -> HostUp:
-    return HostUp(host.netns, host.netns_exists(), _read_pid(host.home.run / "libvirtd.pid"), host.libvirtd_running())
+    return HostUp(host.netns, host.netns_exists(), read_pid(host.home.run / "libvirtd.pid"), host.libvirtd_running())
 
 
 def topologies(host: Host, ask_libvirt: bool = True) -> list[TopologyUp]:

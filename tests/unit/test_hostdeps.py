@@ -24,7 +24,7 @@ DYNAMIC = {
     ("lab/topology/live.py", "NetnsVagrant._run_vagrant_command"): {"ip", "vagrant"},
     ("lab/boxes.py", "customize"): {"gcc"},   # readers.compile_argv
     # libvirtd, alone or wrapped in a mount namespace (the kvm mask, or lab/remotehost.py PrivateLibvirt)
-    ("lab/host.py", "start_libvirtd"): {"ip", "libvirtd", "unshare", "sh", "mount", "mkdir"},
+    ("lab/daemons.py", "start_libvirtd"): {"ip", "libvirtd", "unshare", "sh", "mount", "mkdir"},
     # sshd and virtlogd of a remote lab host, in PrivateLibvirt's mount namespace
     ("lab/remotehost.py", "RemoteLabHost.up"): {"ip", "sshd", "virtlogd", "unshare", "sh", "mount", "mkdir"},
 }
