@@ -292,6 +292,14 @@ def test_failed_at_is_the_first_errno_or_the_old_read():
     assert syscalls.failed_at(["openat → fd 4", "read → new (13 bytes)", "read → EOF"]) is None
 
 
+def test_an_advisory_call_s_error_is_not_where_a_read_failed():
+    """Seen on the 4.19 builds (no CONFIG_ADVISE_SYSCALLS): cat's fadvise64 → ENOSYS, then the new contents; the
+    table's "Failed at" line named fadvise64 for a cell whose only bad read was one ESTALE."""
+    good = ["openat → fd 3", "fstat → 0", "fadvise64 → ENOSYS", "read → new (13 bytes)", "read → EOF"]
+    assert syscalls.failed_at(good) is None
+    assert syscalls.failed_at(["openat → fd 3", "fadvise64 → ENOSYS", "read → ESTALE"]) == "read → ESTALE"
+
+
 def test_summarise_per_phase_and_split_collected():
     collected = f"=== 1\n{BUSYBOX_OLD}=== 2\n{GNU_CAT_ESTALE}=== 3\n{GNU_CAT_ESTALE}"
     files = syscalls.split_collected(collected)
