@@ -247,7 +247,7 @@ def test_each_source_kind_has_its_groups():
     assert hostdeps.kernel_groups("build", "full") == (hostdeps.FULL_BUILD,)
     assert hostdeps.kernel_groups("build", "module:fs/nfs") == (hostdeps.DEB, hostdeps.MODULE_BUILD)
     assert hostdeps.kernel_groups("deb") == (hostdeps.DEB,)
-    assert hostdeps.kernel_groups("box") == ()
+    assert hostdeps.kernel_groups("box") == (hostdeps.BOX_ROW,)
     assert hostdeps.kind_label("build", "full") == "full build"
 
 
