@@ -98,14 +98,16 @@ FULL_BUILD = Group("full build", "`build` rows with `scope: full`: a bzImage fro
     "sort": "coreutils", "cp": "coreutils", "/usr/include/stdio.h": "libc6-dev",
     "/usr/include/gelf.h": "libelf-dev", "/usr/include/openssl/ssl.h": "libssl-dev",
 })
-BOX_ROW = Group("distribution box", "`box` rows: the box added to Vagrant, the kernel package fetched by a private apt", {
+BOX_ROW = Group("distribution box", "`box` rows: the box added to Vagrant, the kernel package fetched with apt", {
     "vagrant": "vagrant", "apt-get": "apt", "apt-cache": "apt", KEYRING: "debian-archive-keyring",
 })
 DISTRO_BOX = Group("distribution box build", "bench/distro_box.py: debian-11-box's box, a disk with GRUB, built here", {
     "debootstrap": "debootstrap", KEYRING: "debian-archive-keyring", "chroot": "coreutils", "truncate": "coreutils",
     "mkfs.ext4": "e2fsprogs", "qemu-img": "qemu-utils",
-    # grub-install needs the disk as a block device: a loop device, its partition added with partx, mounted
-    "losetup": "mount", "partx": "util-linux", "mount": "mount", "umount": "mount",
+    # grub-install needs the disk as a block device: a loop device, its partition added with partx, mounted in
+    # a mount namespace of its own with a private /dev
+    "losetup": "mount", "partx": "util-linux", "unshare": "util-linux", "mount": "mount", "mknod": "coreutils",
+    "mkdir": "coreutils", "ln": "coreutils", "cp": "coreutils", "ls": "coreutils", "sh": "dash",
 })
 BENCH = Group("benchmarks", "bench/: the stock-box baseline (ssh as Vagrant's user), the 4.19.1 bisect history", {
     "ssh": "openssh-client", "git": "git", "tar": "tar", "chroot": "coreutils",

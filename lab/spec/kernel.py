@@ -185,8 +185,9 @@ def _box(src: Source, body: CommentedMap, source: dict) -> None:
     try:
         family = family_of(package)
     except ValueError:
-        raise src.error(src.value_line(body, "kernel_package"), f"no distribution family knows kernel package "
-                                                                f"'{cut(package)}' {allowed_text(KNOWN_PACKAGES)}") from None
+        raise src.error(src.value_line(body, "kernel_package"),
+                        f"no distribution family knows kernel package '{cut(package)}' "
+                        f"{allowed_text(KNOWN_PACKAGES)}") from None
     if "file" in source and "version" not in source:
         raise src.error(src.key_line(body, "file"), "file needs version (the version the box is added as)")
     if "suite" in source and family.name != "debian":

@@ -135,7 +135,8 @@ ROWS = [
     row("base-is-itself", ["list"], "kernels/k.yaml:5: base kernel 'k' makes a loop: k → k "
         "(a base must lead to a deb or box kernel)", files=kernel("k", "base: ok-deb", "base: k")),
     row("box-version-injection", ["list"], "kernels/k.yaml:6: bad version '1\" ; system(\"id\")' (allowed: a box "
-        "version: numbers and dots, quoted, e.g. \"1809.01\")", files=box_kernel("k", 'version: \'1" ; system("id")\'')),
+        "version: numbers and dots, quoted, e.g. \"1809.01\")",
+        files=box_kernel("k", 'version: \'1" ; system("id")\'')),
     row("box-suite-injection", ["list"], "kernels/k.yaml:9: bad suite 'bullseye main\\ndeb http://evil' (allowed: "
         "a Debian suite, e.g. bullseye)", files=box_kernel("k", 'suite: "bullseye main\\ndeb http://evil"')),
     # ---- command-line arguments ----------------------------------------------------------------------------------
