@@ -469,8 +469,9 @@ def check_provision(home: LabHome, box: DistroBox, progress=lambda msg: None) ->
     uuid = fs_uuid()
     try:
         progress(f"check: a copy of {box.file.name}'s disk")
-        with tarfile.open(box.file) as tar:
-            tar.extract("box.img", work.dir, filter="data")
+        with tarfile.open(box.file) as tar, tar.extractfile("box.img") as image, \
+                (work.dir / "box.img").open("wb") as copy:   # by name: no path from the archive is used
+            shutil.copyfileobj(image, copy, 1 << 20)
         run(["qemu-img", "convert", "-O", "raw", str(work.dir / "box.img"), str(work.raw)],
             step="check: raw copy", timeout=1200, log=work.log)
         (work.dir / "box.img").unlink()
