@@ -140,11 +140,11 @@ def ensure(home: LabHome, progress=lambda msg: None) -> StockBox:
     return box
 
 
-def customize(r: Path) -> None:
+def customize(r: Path, hostname: str = HOSTNAME, root: str = "/dev/vda") -> None:
     """What makes a root filesystem a Vagrant box (user, key, sudo, DHCP), less what only the lab's no-systemd box
-    needs."""
-    (r / "etc/hostname").write_text(HOSTNAME + "\n")
-    (r / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {HOSTNAME}\n")
+    needs. `root` is what fstab mounts on / (bench/distro_box.py's box has a partition, found by UUID)."""
+    (r / "etc/hostname").write_text(hostname + "\n")
+    (r / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {hostname}\n")
     run(["chroot", str(r), "sh", "-c", "id vagrant >/dev/null 2>&1 || useradd -m -s /bin/bash -G sudo vagrant; "
                                        "echo vagrant:vagrant | chpasswd; echo root:vagrant | chpasswd"],
         step="stock box: vagrant user", timeout=60)
@@ -159,7 +159,7 @@ def customize(r: Path) -> None:
     (r / "etc/sudoers.d/vagrant").write_text("vagrant ALL=(ALL) NOPASSWD:ALL\n")
     (r / "etc/sudoers.d/vagrant").chmod(0o440)
     (r / "etc/network/interfaces").write_text("auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n")
-    (r / "etc/fstab").write_text("/dev/vda / ext4 errors=remount-ro 0 1\n")
+    (r / "etc/fstab").write_text(f"{root} / ext4 errors=remount-ro 0 1\n")
     # what Vagrant boxes customarily set (no DNS lookup per login)
     (r / "etc/ssh/sshd_config.d/vagrant.conf").write_text("UseDNS no\nGSSAPIAuthentication no\n")
     run(["chroot", str(r), "systemctl", "enable", "serial-getty@ttyS0.service"], step="stock box: serial getty",

@@ -131,12 +131,12 @@ def ensure_box(home: LabHome, progress=lambda msg: None) -> Box:
 
 
 def debootstrap(box: Box, packages: tuple[str, ...] = PACKAGES, step: str = "box: debootstrap",
-                timeout: float = 1200, follow=None) -> None:
+                timeout: float = 1200, follow=None, suite: str = SUITE) -> None:
     """Into a temporary directory first: an interrupted debootstrap never looks like a finished root filesystem.
     `follow` sees debootstrap's lines as they come (lab/proc.py run)."""
     tmp = box.dir / "rootfs.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE, str(tmp), mirror()],
+    run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", suite, str(tmp), mirror()],
         step=step, timeout=timeout, log=box.log, follow=follow)
     shutil.rmtree(box.rootfs, ignore_errors=True)
     tmp.rename(box.rootfs)

@@ -1,9 +1,10 @@
 """Distribution boxes as clients (CentOS 7, Ubuntu 16.04): the seed's kernels, which exist only as distro packages.
 
 Such a client is not booted from a kernel file: it is the distribution's own Vagrant box, provisioned to install the
-pinned kernel package, make it the default boot entry, trust the lab's ssh key and install the NFS client tools;
-the runner then reloads the VM and checks `uname -r`. Which commands do that is a registry of families looked up
-from the package name, so another distribution is one more family here.
+pinned kernel package (which the host fetched, lab/boxsource.py, and Vagrant uploads: the VMs have no network),
+make it the default boot entry and trust the lab's ssh key; the topology then reloads the VM and the lab checks
+`uname -r`. Which commands do that is a registry of families looked up from the package name, so another
+distribution is one more family here. Pure: the scripts are rendered, nothing runs.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import jinja2
 from .paths import TEMPLATES
 
 INSECURE_KEY = Path("/usr/share/rubygems-integration/all/gems/vagrant-2.3.4/keys/vagrant")
+#: where Vagrant's file provisioner puts the packages the host fetched, in the guest
+GUEST_PACKAGES = "/tmp/nfslab-packages"
 
 
 @dataclass(frozen=True)
@@ -46,12 +49,17 @@ FAMILIES = (
 )
 
 
+#: the families' package names, as an error lists them
+KNOWN_PACKAGES = ("kernel-*.elN", "linux-image-*")
+
+
 def family_of(kernel_package: str) -> Family:
+    """The family whose pattern the whole name matches (ASCII only: the name goes into a shell script)."""
     for family in FAMILIES:
-        if re.match(family.package_pattern, kernel_package):
+        if re.fullmatch(family.package_pattern, kernel_package, re.ASCII):
             return family
     raise ValueError(f"no distribution family knows kernel package {kernel_package!r} "
-                     f"(known: kernel-*.elN, linux-image-*)")
+                     f"(known: {', '.join(KNOWN_PACKAGES)})")
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,8 @@ class DistroClient:
     kernel_package: str
     release: str
     provision: str                # the shell script Vagrant runs in the box
+    packages: Path | None = None  # the host's directory of packages Vagrant uploads to GUEST_PACKAGES first
+    nfs_modules: str = ""         # NFS modules load from the package's own tree (as KernelFiles says it)
 
     @property
     def vmlinuz(self) -> None:    # not booted from a file
@@ -73,10 +83,12 @@ def provision_script(kernel_package: str, ssh_pub: str) -> str:
     family = family_of(kernel_package)
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     template = env.from_string((TEMPLATES / family.template).read_text())
-    return template.render(package=kernel_package, release=family.release(kernel_package), ssh_pub=ssh_pub.strip())
+    return template.render(package=kernel_package, release=family.release(kernel_package), ssh_pub=ssh_pub.strip(),
+                           packages=GUEST_PACKAGES)
 
 
-def distro_client(box: str, box_version: str | None, kernel_package: str, ssh_pub: str) -> DistroClient:
+def distro_client(box: str, box_version: str | None, kernel_package: str, ssh_pub: str,
+                  packages: Path | None = None) -> DistroClient:
     return DistroClient(box=box, box_version=box_version, kernel_package=kernel_package,
                         release=family_of(kernel_package).release(kernel_package),
-                        provision=provision_script(kernel_package, ssh_pub))
+                        provision=provision_script(kernel_package, ssh_pub), packages=packages)

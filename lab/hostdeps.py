@@ -98,9 +98,21 @@ FULL_BUILD = Group("full build", "`build` rows with `scope: full`: a bzImage fro
     "sort": "coreutils", "cp": "coreutils", "/usr/include/stdio.h": "libc6-dev",
     "/usr/include/gelf.h": "libelf-dev", "/usr/include/openssl/ssl.h": "libssl-dev",
 })
+BOX_ROW = Group("distribution box", "`box` rows: the box added to Vagrant, the kernel package fetched with apt", {
+    "vagrant": "vagrant", "apt-get": "apt", "apt-cache": "apt", KEYRING: "debian-archive-keyring",
+})
+DISTRO_BOX = Group("distribution box build", "bench/distro_box.py: debian-11-box's box, a disk with GRUB, built here", {
+    "debootstrap": "debootstrap", KEYRING: "debian-archive-keyring", "chroot": "coreutils", "truncate": "coreutils",
+    "mkfs.ext4": "e2fsprogs", "qemu-img": "qemu-utils",
+    # grub-install needs the disk as a block device: a loop device, its partition added with partx, mounted in
+    # a mount namespace of its own with a private /dev
+    "losetup": "mount", "partx": "util-linux", "unshare": "util-linux", "mount": "mount", "mknod": "coreutils",
+    "mkdir": "coreutils", "ln": "coreutils", "cp": "coreutils", "ls": "coreutils", "sh": "dash",
+})
 BENCH = Group("benchmarks", "bench/: the stock-box baseline (ssh as Vagrant's user), the 4.19.1 bisect history", {
     "ssh": "openssh-client", "git": "git", "tar": "tar", "chroot": "coreutils",
 })
+<<<<<<< HEAD
 REMOTE_HOST = Group("remote host", "lab/remotehost.py: a second lab host on this machine (sshd + libvirtd in a "
                     "namespace), what `--libvirt-uri qemu+ssh://…` is tested against", {
     "sshd": "openssh-server", "ssh": "openssh-client", "ssh-keygen": "openssh-client", "ip": "iproute2",
@@ -110,6 +122,9 @@ REMOTE_HOST = Group("remote host", "lab/remotehost.py: a second lab host on this
     "virt-ssh-helper": "libvirt-daemon",
 })
 GROUPS = (LAB_HOST, LAB_BOX, CAPTURE, DEB, MODULE_BUILD, FULL_BUILD, BENCH, REMOTE_HOST)
+=======
+GROUPS = (LAB_HOST, LAB_BOX, CAPTURE, DEB, MODULE_BUILD, FULL_BUILD, BOX_ROW, DISTRO_BOX, BENCH)
+>>>>>>> distbox
 
 
 def commands(groups=GROUPS) -> list[str]:
@@ -118,9 +133,11 @@ def commands(groups=GROUPS) -> list[str]:
 
 
 def kernel_groups(source_kind: str, scope: str | None = None) -> tuple[Group, ...]:
-    """What a kernel of this source kind needs beyond every run's groups (a distribution box needs only Vagrant)."""
+    """What a kernel of this source kind needs beyond every run's groups."""
     if source_kind == "deb":
         return (DEB,)
+    if source_kind == "box":
+        return (BOX_ROW,)
     if source_kind == "build":
         return (DEB, MODULE_BUILD) if scope == "module:fs/nfs" else (FULL_BUILD,)
     return ()

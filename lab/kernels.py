@@ -12,8 +12,8 @@ import shlex
 import shutil
 from pathlib import Path
 
-from . import debian, distro, initrd, prebuilt, tarballs
-from .boxes import Box, is_registered, kernel_release
+from . import boxsource, debian, distro, initrd, prebuilt, tarballs
+from .boxes import Box, kernel_release
 from .errors import KernelUnavailable, LabError
 from .paths import LabHome
 from .proc import run
@@ -107,18 +107,10 @@ SOURCES["image"] = prebuilt.image_kernel
 
 @source("box")
 def vagrant_box_kernel(kernel: Kernel, home: LabHome, box: Box, build_timeout: float,
-                       progress=_quiet) -> KernelFiles:
-    """A distribution's own Vagrant box (CentOS 7, Ubuntu 16.04) pinned to a kernel package. Only usable where
-    the box is already present: Vagrant Cloud and the distributions' mirrors are unreachable here."""
-    name = kernel.source["name"]
-    if not is_registered(home, name.replace("/", "-VAGRANTSLASH-")):
-        raise KernelUnavailable(f"box {name} not found locally and Vagrant Cloud is unreachable from this machine "
-                                f"(needs {kernel.source['kernel_package']})")
-    try:
-        return distro.distro_client(name, kernel.source.get("version"), kernel.source["kernel_package"],
-                                    home.ssh_key.with_suffix(".pub").read_text())
-    except ValueError as e:
-        raise KernelUnavailable(f"{kernel.path}: {e}") from None
+                       progress=_quiet) -> distro.DistroClient:
+    """A distribution's own Vagrant box pinned to a kernel package (lab/boxsource.py): the box from the lab's
+    Vagrant home or a .box file, the package fetched by the host; KernelUnavailable names what cannot be had."""
+    return boxsource.client(kernel, home, progress=progress)
 
 
 @source("build")

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from .. import axes as axis_registry
+from ..distro import KNOWN_PACKAGES, family_of
 from ..errors import SpecError, display_path
 from ..safeload import cut
 from .source import Source, allowed_text, unknown_text
@@ -55,8 +56,10 @@ SOURCE_SCHEMAS: dict[str, dict[str, SourceField]] = {
             "url": SourceField(), "sha256": SourceField()},
     # a bootable kernel image (bzImage) with virtio, ext4 and NFS built in: booted directly, no initramfs
     "image": {"file": SourceField(), "url": SourceField(), "sha256": SourceField()},
+    # a distribution's Vagrant box (`name` + pinned `version`; `file`: a .box added from a mirror or the box
+    # directory) and its kernel package, which the host fetches from the Debian `suite` (lab/boxsource.py)
     "box": {"name": SourceField(True), "version": SourceField(), "kernel_package": SourceField(True),
-            "provider": SourceField(choices=("libvirt",))},
+            "provider": SourceField(choices=("libvirt",)), "file": SourceField(), "suite": SourceField()},
     "build": {"base": SourceField(), "tree": SourceField(True, kind="tree"), "patches": SourceField(kind="list"),
               "scope": SourceField(True, choices=("full", "module:fs/nfs")), "config": SourceField(),
               "ref": SourceField()},
@@ -130,6 +133,8 @@ def _kernel_source(src: Source, doc: CommentedMap) -> tuple[str, dict]:
                        required=[key for key, f in schema.items() if f.required])
     source = {key: _source_value(src, body, key, schema[key]) for key in body}
     _one_origin(src, body, kind, source)
+    if kind == "box":
+        _box(src, body, source)
     if isinstance(source.get("tree"), ReleaseTree) and source.get("scope") == "module:fs/nfs":
         raise src.error(src.key_line(body, "tree"), "a module build takes its fs/nfs from linux-source-6.1 or a git "
                                                    "checkout, not from a release tarball (or use scope: full)")
@@ -157,6 +162,37 @@ def _one_origin(src: Source, body: CommentedMap, kind: str, source: dict) -> Non
     if "sha256" in source and not _SHA256.match(source["sha256"]):
         raise src.error(src.value_line(body, "sha256"), f"bad sha256 '{cut(source['sha256'])}' (allowed: 64 hex "
                                                         f"digits, as sha256sum prints them)")
+
+
+#: what a box's name, version, file and suite may be: they go into the Vagrantfile, file names and apt's sources
+BOX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._-]{0,63})?$")
+BOX_VERSION = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,9}){0,3}$")
+BOX_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.box$")
+SUITE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+
+
+def _box(src: Source, body: CommentedMap, source: dict) -> None:
+    """A box row's values are checked here, not when it runs: each ends up in a Vagrantfile (Ruby), a shell
+    script or a path, so anything but the plain names they are is refused."""
+    checks = (("name", BOX_NAME, "a box name: NAME or ORG/NAME of letters, digits, '.', '_', '-'"),
+              ("version", BOX_VERSION, 'a box version: numbers and dots, quoted, e.g. "1809.01"'),
+              ("file", BOX_FILE, "a .box file name, looked up in the mirrors and the lab's box directory"),
+              ("suite", SUITE, "a Debian suite, e.g. bullseye"))
+    for key, pattern, allowed in checks:
+        if key in source and not pattern.fullmatch(source[key]):
+            raise src.error(src.value_line(body, key), f"bad {key} '{cut(source[key])}' (allowed: {allowed})")
+    package = source["kernel_package"]
+    try:
+        family = family_of(package)
+    except ValueError:
+        raise src.error(src.value_line(body, "kernel_package"),
+                        f"no distribution family knows kernel package '{cut(package)}' "
+                        f"{allowed_text(KNOWN_PACKAGES)}") from None
+    if "file" in source and "version" not in source:
+        raise src.error(src.key_line(body, "file"), "file needs version (the version the box is added as)")
+    if "suite" in source and family.name != "debian":
+        raise src.error(src.key_line(body, "suite"), f"suite names a Debian suite to fetch the kernel package from, "
+                                                     f"and {cut(package)} is not a Debian package")
 
 
 TREE_KEYS = ["url", "file", "sha256", "alternatives"]

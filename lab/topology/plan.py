@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jinja2
 
-from ..distro import INSECURE_KEY, DistroClient
+from ..distro import GUEST_PACKAGES, INSECURE_KEY, DistroClient
 from ..host import LIBVIRT_URI, POOL
 from ..libvirt import LibvirtTarget
 from ..paths import PREFIX, VAGRANTFILE_TEMPLATE
@@ -64,6 +64,7 @@ class Machine:
     box: str | None = None
     box_version: str | None = None
     provision: str | None = None
+    packages: Path | None = None    # the host's directory Vagrant uploads before `provision` runs
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def plan(*, lab_id: str, slot: int, kernel_name: str, box: str, server_kernel: K
         ip = f"{nfs.prefix}.{HOST_OCTET[name]}"
         if isinstance(k, DistroClient):
             return Machine(name, ip, None, None, "", memory, box=k.box, box_version=k.box_version,
-                           provision=k.provision)
+                           provision=k.provision, packages=k.packages)
         cmdline = " ".join(x for x in (BASE_CMDLINE, k.cmdline, f"nfslab.name={name}", f"nfslab.ip={ip}/24") if x)
         return Machine(name, ip, k.vmlinuz, k.initrd, cmdline, memory)
 
@@ -135,8 +136,12 @@ def plan(*, lab_id: str, slot: int, kernel_name: str, box: str, server_kernel: K
 
 def render_vagrantfile(t: Topology, template: Path = VAGRANTFILE_TEMPLATE) -> str:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+<<<<<<< HEAD
     env.filters["ruby"] = ruby_string
     return env.from_string(template.read_text()).render(t=t)
+=======
+    return env.from_string(template.read_text()).render(t=t, guest_packages=GUEST_PACKAGES)
+>>>>>>> distbox
 
 
 def ruby_string(text: str) -> str:

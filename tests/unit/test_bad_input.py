@@ -58,6 +58,27 @@ def kernel(name: str, old: str = "", new: str = "") -> dict[str, str]:
             "matrix.yaml": MATRIX.replace("kernels: [ok-deb]", f"kernels: [{name}]")}
 
 
+def box_kernel(name: str, line: str) -> dict[str, str]:
+    """kernels/<name>.yaml, a valid box row with one of its lines (`key: value`) replaced, the matrix's only row."""
+    spec = BOX_KERNEL.format(name=name)
+    key = line.split(":", 1)[0]
+    spec = "\n".join(f"    {line}" if text.strip().startswith(f"{key}:") else text for text in spec.split("\n"))
+    return {f"kernels/{name}.yaml": spec, "matrix.yaml": MATRIX.replace("kernels: [ok-deb]", f"kernels: [{name}]")}
+
+
+BOX_KERNEL = """\
+name: {name}
+title: "A box row under test"
+source:
+  box:
+    name: nfslab/debian-11
+    version: "11.11.1"
+    file: nfslab-debian-11-11.11.1.box
+    kernel_package: linux-image-5.10.0-30-amd64
+    suite: bullseye
+"""
+
+
 def row(name: str, args: list[str], message: str, *, files: dict[str, str] | None = None, uid: int = 0,
         without: tuple[str, ...] = ()):
     return pytest.param(args, message, {"matrix.yaml": MATRIX, **(files or {})}, uid, without, id=name)
@@ -116,6 +137,11 @@ ROWS = [
                "kernels/k2.yaml": KERNEL.format(name="k2").replace("base: ok-deb", "base: k")}),
     row("base-is-itself", ["list"], "kernels/k.yaml:5: base kernel 'k' makes a loop: k → k "
         "(a base must lead to a deb or box kernel)", files=kernel("k", "base: ok-deb", "base: k")),
+    row("box-version-injection", ["list"], "kernels/k.yaml:6: bad version '1\" ; system(\"id\")' (allowed: a box "
+        "version: numbers and dots, quoted, e.g. \"1809.01\")",
+        files=box_kernel("k", 'version: \'1" ; system("id")\'')),
+    row("box-suite-injection", ["list"], "kernels/k.yaml:9: bad suite 'bullseye main\\ndeb http://evil' (allowed: "
+        "a Debian suite, e.g. bullseye)", files=box_kernel("k", 'suite: "bullseye main\\ndeb http://evil"')),
     # ---- command-line arguments ----------------------------------------------------------------------------------
     row("unknown-kernel-option", ["run", "--kernels", "ok-dbe"],
         "--kernels: unknown kernel 'ok-dbe', did you mean 'ok-deb'? (allowed: ok-deb)"),

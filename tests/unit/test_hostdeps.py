@@ -27,6 +27,8 @@ DYNAMIC = {
     ("lab/daemons.py", "start_libvirtd"): {"ip", "libvirtd", "unshare", "sh", "mount", "mkdir"},
     # sshd and virtlogd of a remote lab host, in PrivateLibvirt's mount namespace
     ("lab/remotehost.py", "RemoteLabHost.up"): {"ip", "sshd", "virtlogd", "unshare", "sh", "mount", "mkdir"},
+    # chroot_script's shell, in a mount namespace of its own; its commands are the callers' (chroot, cp, ls)
+    ("bench/distro_box.py", "in_disk"): {"unshare", "sh", "mount", "mknod", "mkdir", "ln", "chroot", "cp", "ls"},
 }
 SHELL_BUILTINS = {"cd", "exec", "[", "test", "true", "false", "set", "export", "echo"}
 HOLE = "\x00"    # stands for an f-string's {…} in a shell string
@@ -251,7 +253,7 @@ def test_each_source_kind_has_its_groups():
     assert hostdeps.kernel_groups("build", "full") == (hostdeps.FULL_BUILD,)
     assert hostdeps.kernel_groups("build", "module:fs/nfs") == (hostdeps.DEB, hostdeps.MODULE_BUILD)
     assert hostdeps.kernel_groups("deb") == (hostdeps.DEB,)
-    assert hostdeps.kernel_groups("box") == ()
+    assert hostdeps.kernel_groups("box") == (hostdeps.BOX_ROW,)
     assert hostdeps.kind_label("build", "full") == "full build"
 
 

@@ -231,6 +231,17 @@ KERNEL_ERRORS = {
     "missing-package": "missing-package.yaml:4: source.box needs 'kernel_package' (required: name, kernel_package)",
     "float-version": "float-version.yaml:6: version must be a string (quote it)",
     "bad-when-value": "bad-when-value.yaml:6: unknown mount option 'vers=4.3' (allowed: 3, 4.0, 4.1, 4.2)",
+    # a box row's values end up in a Vagrantfile, a shell script and paths: only the plain names they are pass
+    "box-name-injection": "box-name-injection.yaml:5: bad name 'centos/7\" ; system(\"id\") ; \"' (allowed: a box "
+                          "name: NAME or ORG/NAME of letters, digits, '.', '_', '-')",
+    "box-file-without-version": "box-file-without-version.yaml:6: file needs version (the version the box is added "
+                                "as)",
+    "box-suite-for-rpm": "box-suite-for-rpm.yaml:8: suite names a Debian suite to fetch the kernel package from, and "
+                         "kernel-3.10.0-862.11.6.el7 is not a Debian package",
+    "box-unknown-package": "box-unknown-package.yaml:6: no distribution family knows kernel package "
+                           "'linux-lts; reboot' (allowed: kernel-*.elN, linux-image-*)",
+    "box-file-path": "box-file-path.yaml:7: bad file '../../etc/shadow.box' (allowed: a .box file name, looked up in "
+                     "the mirrors and the lab's box directory)",
 }
 
 

@@ -76,6 +76,25 @@ def test_distribution_client_vagrantfile_matches_golden(golden):
     golden.check("Vagrantfile.centos7", topology.render_vagrantfile(sample(client=centos_client())))
 
 
+def debian_box_client():
+    from lab.distro import distro_client
+    return distro_client("nfslab/debian-11", "11.11.1", "linux-image-5.10.0-30-amd64", "ssh-ed25519 AAAAtest nfslab",
+                         packages=Path("/var/lib/nfslab/kernels/box-bullseye-linux-image-5.10.0-30-amd64_5.10.218-1/"
+                                       "packages"))
+
+
+def test_debian_box_client_vagrantfile_matches_golden(golden):
+    """debian-11-box (matrices/box-source.yaml): the host's package directory is uploaded before the script runs,
+    and Vagrant configures eth1 itself (no auto_config: false, the guest is detected)."""
+    text = topology.render_vagrantfile(sample(client=debian_box_client()))
+    alice = text[text.index('config.vm.define "alice"'):text.index('config.vm.define "bob"')]
+    upload = alice.index('m.vm.provision "file", source: "/var/lib/nfslab/kernels/box-bullseye-')
+    assert upload < alice.index('m.vm.provision "shell"') and 'destination: "/tmp/nfslab-packages"' in alice
+    assert "auto_config" not in alice and "m.vm.guest = nil" in alice
+    assert "config.vm.box_check_update = false" in text
+    golden.check("Vagrantfile.debian11-box", text)
+
+
 def test_distribution_clients_boot_their_box_and_are_provisioned():
     t = sample(client=centos_client())
     assert t.provisioned == ["alice", "bob"]

@@ -1,15 +1,31 @@
 #!/bin/sh
 # nfslab: make a Debian/Ubuntu box a lab client running 4.4.0-130-generic (rendered by lab/distro.py).
+# The lab's VMs have no network: the host fetched linux-image-4.4.0-130-generic and Vagrant uploaded it to /tmp/nfslab-packages/.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -q
-apt-get install -y -q nfs-common linux-image-4.4.0-130-generic
-# boot exactly this kernel: the submenu entry GRUB generates for it
-entry="gnulinux-advanced-$(grub-probe --target=fs_uuid /)>gnulinux-4.4.0-130-generic-advanced-$(grub-probe --target=fs_uuid /)"
-sed -i "s/^GRUB_DEFAULT=.*/GRUB_DEFAULT=\"$entry\"/" /etc/default/grub
+if ! command -v mount.nfs >/dev/null 2>&1 && [ ! -x /sbin/mount.nfs ]; then
+  echo "nfslab: the box has no NFS client (nfs-common), and the VMs have no network to install it" >&2
+  exit 1
+fi
+# from the uploaded file only; a box's own apt timers may hold the dpkg lock for a while after boot
+apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 /tmp/nfslab-packages/*.deb
+if [ ! -e /boot/vmlinuz-4.4.0-130-generic ]; then
+  echo "nfslab: installing linux-image-4.4.0-130-generic gave no /boot/vmlinuz-4.4.0-130-generic" >&2
+  exit 1
+fi
+# boot exactly this kernel: the submenu entry GRUB generates for it, in a file read after every other setting
+uuid=$(grub-probe --target=fs_uuid /)
+entry="gnulinux-advanced-$uuid>gnulinux-4.4.0-130-generic-advanced-$uuid"
+mkdir -p /etc/default/grub.d
+echo "GRUB_DEFAULT=\"$entry\"" > /etc/default/grub.d/99-nfslab-kernel.cfg
 update-grub
+if ! grep -qF "'gnulinux-4.4.0-130-generic-advanced-$uuid'" /boot/grub/grub.cfg \
+   || ! grep -qF "set default=\"$entry\"" /boot/grub/grub.cfg; then
+  echo "nfslab: /boot/grub/grub.cfg does not boot 4.4.0-130-generic by default" >&2
+  exit 1
+fi
 install -d -m 700 /root/.ssh
 grep -qF 'ssh-ed25519 AAAAtest nfslab' /root/.ssh/authorized_keys 2>/dev/null || echo 'ssh-ed25519 AAAAtest nfslab' >> /root/.ssh/authorized_keys
 chmod 600 /root/.ssh/authorized_keys
 sed -i 's/^#\?PermitRootLogin.*/PermitRootLogin prohibit-password/' /etc/ssh/sshd_config
-echo "nfslab: 4.4.0-130-generic installed; reload the VM to boot it"
+echo "nfslab: 4.4.0-130-generic installed and GRUB's default; reload the VM to boot it"
