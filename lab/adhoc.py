@@ -4,7 +4,7 @@ SRC is turned into a kernel spec of an existing source kind (lab/spec/kernel.py)
 booted, and written with a copy of the matrix into the run directory, so `lab run --matrix RUN/matrix.yaml` repeats
 the run and every table row, rerun command and `lab bisect` works on it as on any spec:
 
-  https://…/bzImage, https://…/x.deb        → image: {url} | deb: {url}
+  https://…/bzImage, https://…/x.deb        → image: {url} | deb: {url}, + sha256 once downloaded (pin below)
   ./bzImage (any bootable x86 kernel image) → image: {file, sha256}
   ./linux-image-….deb                       → deb: {file, sha256}
   linux-image-6.1.0-18-cloud-amd64[=VER]    → deb: {suite: bookworm, package, version}  (SUITE/… for another suite)
@@ -17,6 +17,7 @@ Bad input is a ValueError with one line that says what was wrong and what is all
 """
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from . import prebuilt
+from .files import write_atomic
 from .kernels import BOX_SUITE
 from .paths import KERNELS
 from .safeload import cut
@@ -174,3 +176,30 @@ def write(adhoc: AdHoc, matrix, dest: Path) -> Path:
                 f".yaml)\n")
         yaml.dump(doc, f)
     return dest / "matrix.yaml"
+
+
+def pin(kernel, run_dir: Path, home) -> str | None:
+    """A URL source of a spec in this run directory's kernels/ (what `lab run --kernel URL` wrote) gets the sha256
+    of the file downloaded for it, once the runner has that file: the spec then says which bytes the run tested,
+    and a rerun from it (`lab run -m RUN/matrix.yaml`) tests the same bytes or none (lab/prebuilt.py obtain: other
+    bytes are an ERROR). The kernel's source in memory is pinned too, so the run's later cells hold to it. Returns
+    the sha256 written; None for any other spec (another source kind, a file, pinned already, or kept elsewhere:
+    a spec outside this run directory is not this run's to change)."""
+    source = kernel.source
+    if "url" not in source or source.get("sha256"):
+        return None
+    if kernel.path.parent.resolve() != (Path(run_dir) / "kernels").resolve():
+        return None
+    path = prebuilt.download_path(source["url"], home)
+    if not path.is_file():
+        return None
+    digest = prebuilt.sha256_of(path)
+    yaml = YAML()
+    yaml.width = 4096
+    doc = yaml.load(kernel.path.read_text())
+    doc["source"][kernel.source_kind]["sha256"] = digest
+    text = io.StringIO()
+    yaml.dump(doc, text)
+    write_atomic(kernel.path, text.getvalue())
+    source["sha256"] = digest
+    return digest

@@ -3,8 +3,10 @@ by path or URL (`source.deb.file|url`, `source.image.file|url`; `lab run --kerne
 
 A .deb is unpacked like a package fetched from a suite (its modules go to the guest in the initramfs); a bzImage is
 booted directly with no initramfs, so it must have virtio, ext4 and NFS built in (as the lab's full builds do,
-lab/data/kernels/config/lab-4.19.config). A file that cannot be had or is not what its spec says (another sha256,
-not a kernel) makes the row SKIP with the reason, like any kernel this host cannot get.
+lab/data/kernels/config/lab-4.19.config). A file that cannot be had or is not a kernel makes the row SKIP with the
+reason, like any kernel this host cannot get. A file whose sha256 is not the one its spec pins is an ERROR naming
+both, as for a kernel tree (lab/tarballs.py): the spec says which bytes were tested (`lab run --kernel` pins a
+download once it has it, lab/adhoc.py), and other bytes under the same name are not a result of that kernel.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from . import initrd
-from .errors import KernelUnavailable
+from .errors import KernelUnavailable, LabError, display_path
 from .paths import LabHome
 from .proc import run
 from .tarballs import sha256_of
@@ -50,27 +52,36 @@ def is_deb(path: Path) -> bool:
     return head.startswith(b"!<arch>\n") and b"debian-binary" in head
 
 
-def obtain(source: dict, home: LabHome, what: str) -> Path:
-    """The file a `file` or `url` source names, checked against its sha256 when the spec gives one. A URL is
-    downloaded once into the kernel cache (under the hash of the URL)."""
+def obtain(kernel, home: LabHome, what: str) -> Path:
+    """The file a `file` or `url` source names, checked against its sha256 when the spec pins one (LabError if it
+    is other bytes). A URL is downloaded once into the kernel cache (under the hash of the URL)."""
+    source = kernel.source
     if "file" in source:
         path = Path(source["file"])
         if not path.is_file():
             raise KernelUnavailable(f"{what} {path} not found")
     else:
         path = download(source["url"], home)
-    if source.get("sha256") and sha256_of(path) != source["sha256"]:
-        raise KernelUnavailable(f"{what} {path} has changed since the spec was written (sha256 is not "
-                                f"{source['sha256'][:12]}…)")
+    pinned = source.get("sha256")
+    if pinned and (actual := sha256_of(path)) != pinned:
+        origin = (f"{path}" if "file" in source else
+                  f"{source['url']} (downloaded to {path}; remove it to download again)")
+        raise LabError(f"{what}: verify", f"{origin} has sha256 {actual}, but {display_path(kernel.path)} "
+                                          f"pins {pinned}: not the kernel the spec names, not tested")
     return path
 
 
+def download_path(url: str, home: LabHome) -> Path:
+    """Where a URL's file is kept in the kernel cache: one directory per URL."""
+    return home.kernels / "download" / hashlib.sha256(url.encode()).hexdigest()[:16] / (url.rsplit("/", 1)[-1]
+                                                                                        or "kernel")
+
+
 def download(url: str, home: LabHome) -> Path:
-    folder = home.kernels / "download" / hashlib.sha256(url.encode()).hexdigest()[:16]
-    dest = folder / (url.rsplit("/", 1)[-1] or "kernel")
+    dest = download_path(url, home)
     if dest.is_file():
         return dest
-    folder.mkdir(parents=True, exist_ok=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     try:
         with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, part.open("wb") as f:
@@ -84,7 +95,7 @@ def download(url: str, home: LabHome) -> Path:
 
 def image_kernel(kernel, home: LabHome, box, build_timeout: float, progress=lambda msg: None) -> KernelFiles:
     """`source.image`: a bzImage booted as it is (no initramfs: the lab's guest init runs from the box's disk)."""
-    path = obtain(kernel.source, home, "kernel image")
+    path = obtain(kernel, home, "kernel image")
     try:
         release = bzimage_release(path)
     except (ValueError, OSError) as e:
@@ -102,7 +113,7 @@ def image_kernel(kernel, home: LabHome, box, build_timeout: float, progress=lamb
 
 def deb_file_kernel(kernel, home: LabHome) -> KernelFiles:
     """`source.deb.file|url`: one linux-image package, unpacked like one fetched from a suite."""
-    path = obtain(kernel.source, home, "kernel package")
+    path = obtain(kernel, home, "kernel package")
     if not is_deb(path):
         raise KernelUnavailable(f"kernel package {path} is not a Debian package")
     out = home.kernels / f"debfile-{sha256_of(path)[:16]}"

@@ -94,8 +94,7 @@ def pytest_configure(config):
     else:
         run_dir = run_directory(Path("runs"), given or None)
     session = RunSession(matrix, cells, run_dir, repeats=repeats, resumed=bool(given),
-                         command="pytest " + " ".join(config.invocation_params.args), provenance=False,
-                         libvirt=libvirt)
+                         command="pytest " + " ".join(config.invocation_params.args), libvirt=libvirt)
     config.stash[SESSION_KEY] = session
     if not _is_worker(config):   # the controller owns the run directory; workers only add their records
         session.start()
@@ -264,7 +263,8 @@ def pytest_sessionfinish(session):
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    if not config.getoption("--matrix") or SESSION_KEY not in config.stash:
+    # an xdist worker's summary is not shown, and its session did not start the run: the controller finishes it
+    if not config.getoption("--matrix") or SESSION_KEY not in config.stash or _is_worker(config):
         return
     from rich.console import Console
     from .render import render_terminal

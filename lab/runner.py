@@ -20,7 +20,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import capture, kernels, nfs, topology
+from . import adhoc, capture, kernels, nfs, topology
 from .axes import cell_setup
 from .boxes import Box, ensure_box
 from .cleanup import clean_orphans
@@ -231,10 +231,14 @@ class Runner:
 
     def _files(self, kernel_name: str, progress=_quiet):
         """A kernel's bootable files, fetched or built once (cached). One at a time across runners: the apt
-        lists and build trees under the lab home are shared, and two workers may want one kernel at once."""
+        lists and build trees under the lab home are shared, and two workers may want one kernel at once. A URL
+        spec in this run directory (`lab run --kernel URL`) is then pinned to what was downloaded (lab/adhoc.py)."""
+        kernel = self.matrix.kernel(kernel_name)
         with locked(self.home.kernels / ".resolve.lock"):
-            return kernels.check_files(kernels.resolve(self.matrix.kernel(kernel_name), self.home, self.box,
-                                                       progress, self.matrix.timeouts.build))
+            files = kernels.check_files(kernels.resolve(kernel, self.home, self.box, progress,
+                                                        self.matrix.timeouts.build))
+            adhoc.pin(kernel, self.run_dir.path, self.home)
+            return files
 
     def _keep_if_first_failing(self, cell: Cell) -> bool:
         """Under --keep-failing, the first failing (or ERROR) run of the whole run leaves its topology up as the run

@@ -1,10 +1,10 @@
 """One run of a matrix's cells into one run directory: what `lab run` and `pytest --matrix` share around the
 runners that do the cells (lab/runner.py, lab/parallel.py).
 
-A session owns the run's directory and its metadata (run.json, written at the start and, for `lab run`, at the
-finish), resuming (which runs of which cells an existing run directory already holds), the list of runs still to
-do, the tables written at the end (lab/render/tables.py), and giving the host back (lab/cleanup.py `release`):
-holding it is each runner's HostLease (lab/host.py).
+A session owns the run's directory and its metadata (run.json, written at the start and at the finish, the same
+keys for `lab run` and `pytest --matrix`), resuming (which runs of which cells an existing run directory already
+holds), the list of runs still to do, the tables written at the end (lab/render/tables.py), and giving the host
+back (lab/cleanup.py `release`): holding it is each runner's HostLease (lab/host.py).
 
 Under pytest-xdist the controller owns the session's directory and run.json, and gives the directory to the workers;
 a worker's session only reads it (what is finished) while its runner appends records.
@@ -57,18 +57,18 @@ class RunSession:
 
     `repeats`: runs per cell; None takes a resumed run's own (run.json), else the matrix's experiment.repeats.
     `resumed`: the directory was given (it may hold finished runs, which are not run again).
-    `provenance`: run.json also records the run id, the server, when the run started and finished and its wall
-    time (the table's header shows them); `lab run` does, `pytest --matrix` leaves them to pytest's own summary.
+    run.json records where the run came from as well as what it ran: the run id, the server, the command, when the
+    run started and finished and its wall time, whichever of `lab run` and `pytest --matrix` ran it (table.md and
+    the HTML show them in their header; the table in pytest's terminal summary shows none of them).
     `libvirt`: where the VMs run (`--libvirt-uri`); run.json names a remote one (`libvirt`), so a CI shard's results
     say which lab host made them.
     """
 
     def __init__(self, matrix: Matrix, cells: list[Cell], run_dir: RunDir, *, repeats: int | None = None,
-                 resumed: bool = False, command: str = "", provenance: bool = True,
-                 libvirt: LibvirtTarget | None = None):
+                 resumed: bool = False, command: str = "", libvirt: LibvirtTarget | None = None):
         self.matrix, self.cells, self.run_dir = matrix, cells, run_dir
         self.libvirt = libvirt or LibvirtTarget()
-        self.resumed, self.command, self.provenance = resumed, command, provenance
+        self.resumed, self.command = resumed, command
         self.repeats = repeats or (run_dir.meta().get("repeats") if resumed else None) or matrix.experiment.repeats
         self._started = time.monotonic()
 
@@ -77,13 +77,10 @@ class RunSession:
         """Write run.json for this run (kept keys of a resumed one stay; `started` keeps the first start)."""
         self._started = time.monotonic()
         m, old = self.matrix, self.run_dir.meta()
-        meta = {**old, "matrix": str(m.path), "kernels": [k.name for k in m.kernels], "axes": m.axes}
-        if self.provenance:
-            meta["server"] = m.server
-        meta["command"] = self.command
-        if self.provenance:
-            meta.update(run_id=self.run_dir.run_id, started=old.get("started") or now_text())
-        meta.update(repeats=self.repeats, experiment=experiment_meta(m, self.repeats), specs=spec_meta(m))
+        meta = {**old, "matrix": str(m.path), "kernels": [k.name for k in m.kernels], "axes": m.axes,
+                "server": m.server, "command": self.command, "run_id": self.run_dir.run_id,
+                "started": old.get("started") or now_text(), "repeats": self.repeats,
+                "experiment": experiment_meta(m, self.repeats), "specs": spec_meta(m)}
         if self.libvirt.remote:
             meta["libvirt"] = self.libvirt.uri
         self.run_dir.write_meta(meta)
@@ -110,11 +107,10 @@ class RunSession:
 
     # ---- the end ----------------------------------------------------------------------------------------------
     def finish(self) -> list[ResultRecord]:
-        """Record the finish (with provenance: when, and the wall time since start()), then write the tables into
-        the run directory; returns the records they were made of."""
-        if self.provenance:
-            self.run_dir.write_meta({**self.run_dir.meta(), "finished": now_text(),
-                                     "wall_s": round(time.monotonic() - self._started)})
+        """Record the finish (when, and the wall time since start()), then write the tables into the run directory;
+        returns the records they were made of. Under xdist only the controller finishes (it also started)."""
+        self.run_dir.write_meta({**self.run_dir.meta(), "finished": now_text(),
+                                 "wall_s": round(time.monotonic() - self._started)})
         return write_tables(self.run_dir)
 
     def booted_anything(self, host: Host) -> bool:

@@ -3,6 +3,11 @@
 A topology outlives its run only when `lab run --keep` marked it kept (`kept: true` in its state file): the next
 run's orphan cleanup leaves it alone, `lab down` and `lab clean` remove it. Everything here comes from the state
 files the lab wrote before creating anything; libvirt is asked only for each machine's state.
+
+One kernel may have several topologies up: `lab run --jobs N` can split a kernel's runs over two workers, and two
+runs with `--keep` each keep one. `lab ssh` then picks none of them by itself: KERNEL@TOPOLOGY (the lab id `lab
+status` shows) names one, and KERNEL alone is one line listing the choices. `lab down KERNEL` removes every kept
+one of the kernel, `lab down KERNEL@TOPOLOGY` that one.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from .cleanup import clean_everything, host_for, topology_dirs
 from .daemons import process_running, read_pid
 from .host import Host
 from .paths import PREFIX
+from .safeload import cut
 from .topology import destroy_recorded, read_state
 
 
@@ -94,27 +100,40 @@ def topologies(host: Host, ask_libvirt: bool = True) -> list[TopologyUp]:
     return found
 
 
+def _how(t: TopologyUp) -> str:
+    return "kept" if t.kept else f"run pid {t.pid} {'running' if t.alive else 'gone'}"
+
+
 def describe(t: TopologyUp) -> str:
     """One line: `debian-6.1 (topology abc123, kept)`."""
-    how = "kept" if t.kept else f"run pid {t.pid} {'running' if t.alive else 'gone'}"
-    return f"{t.kernel} (topology {t.lab_id}, {how})"
+    return f"{t.kernel} (topology {t.lab_id}, {_how(t)})"
 
 
 def _what_is_up(tops: list[TopologyUp]) -> str:
     return f"up: {'; '.join(describe(t) for t in tops)}" if tops else "no topology is up"
 
 
-def find(tops: list[TopologyUp], kernel: str, machine: str) -> tuple[TopologyUp, MachineUp]:
-    """The machine of the kernel's topology to log into: a kept one first, else the newest whose run is going."""
+def find(tops: list[TopologyUp], kernel: str, machine: str,
+         lab_id: str | None = None) -> tuple[TopologyUp, MachineUp]:
+    """The machine of the kernel's one kept (or running) topology to log into, or of the topology `lab_id` names;
+    NotUp when there is none, or several and no lab id to choose (one line listing them)."""
     candidates = [t for t in tops if t.kernel == kernel and (t.kept or t.alive)]
+    if lab_id is not None:
+        candidates = [t for t in candidates if t.lab_id == lab_id]
+        if not candidates:
+            raise NotUp(f"no topology {cut(lab_id)} of kernel {cut(kernel)} is up ({_what_is_up(tops)})")
     if not candidates:
-        raise NotUp(f"no topology of kernel {kernel} is up ({_what_is_up(tops)})")
-    t = sorted(candidates, key=lambda t: (t.kept, t.dir.stat().st_mtime if t.dir.exists() else 0))[-1]
+        raise NotUp(f"no topology of kernel {cut(kernel)} is up ({_what_is_up(tops)})")
+    if len(candidates) > 1:
+        choices = ", ".join(f"{t.kernel}@{t.lab_id} ({_how(t)})" for t in candidates)
+        raise NotUp(f"kernel {cut(kernel)} has {len(candidates)} topologies up, name one: {choices} (e.g. lab ssh "
+                    f"{candidates[0].kernel}@{candidates[0].lab_id} {cut(machine)})")
+    t = candidates[0]
     m = t.machine(machine)
     if m is None:
-        raise NotUp(f"no machine {machine} in {describe(t)} (machines: {', '.join(x.name for x in t.machines)})")
+        raise NotUp(f"no machine {cut(machine)} in {describe(t)} (machines: {', '.join(x.name for x in t.machines)})")
     if not m.address:
-        raise NotUp(f"{machine} of {describe(t)} has no ssh address recorded yet (it is still booting)")
+        raise NotUp(f"{cut(machine)} of {describe(t)} has no ssh address recorded yet (it is still booting)")
     return t, m
 
 
@@ -128,20 +147,23 @@ def ssh_argv(host: Host, machine: MachineUp, command: list[str] | None = None) -
             "-p", str(machine.port or 22), f"root@{machine.address}", *(command or [])]
 
 
-def ssh(host: Host, kernel: str, machine: str, command: list[str] | None = None) -> None:
+def ssh(host: Host, kernel: str, machine: str, command: list[str] | None = None,
+        lab_id: str | None = None) -> None:
     """Replace this process with ssh, so the terminal is ssh's (no Python between the user and the VM)."""
-    t, m = find(topologies(host), kernel, machine)
+    t, m = find(topologies(host), kernel, machine, lab_id)
     argv = ssh_argv(host_for(host, t.dir), m, command)
     os.execvp(argv[0], argv)
 
 
-def down(host: Host, kernel: str | None = None, keep_host: bool = False) -> list[str]:
-    """Destroy the kept topologies (of this kernel, or all), as `lab clean` does one, then the host if nothing else
-    uses it; NotUp if a kernel is named and none of its topologies is kept."""
+def down(host: Host, kernel: str | None = None, keep_host: bool = False, lab_id: str | None = None) -> list[str]:
+    """Destroy the kept topologies (of this kernel, or only the one `lab_id` names, or all), as `lab clean` does
+    one, then the host if nothing else uses it; NotUp if a kernel is named and none of its topologies is kept."""
     tops = topologies(host, ask_libvirt=False)
-    kept = [t for t in tops if t.kept and (kernel is None or t.kernel == kernel)]
+    kept = [t for t in tops if t.kept and (kernel is None or t.kernel == kernel)
+            and (lab_id is None or t.lab_id == lab_id)]
     if kernel is not None and not kept:
-        raise NotUp(f"no kept topology of kernel {kernel} ({_what_is_up(tops)})")
+        which = f"topology {cut(lab_id)} of kernel" if lab_id is not None else "topology of kernel"
+        raise NotUp(f"no kept {which} {cut(kernel)} ({_what_is_up(tops)})")
     removed = []
     for t in kept:
         removed += destroy_recorded(host, t.dir)

@@ -191,3 +191,111 @@ def test_rerun_names_the_matrix_kept_in_the_run_directory_where_it_is_now():
     assert rerun_argv(cell, meta, moved) == ["lab", "run", "-m", "shards/20261130-1/matrix.yaml", "-k", "adhoc-x",
                                              "--cell", "vers=4.1", "--repeats", "2"]
     assert rerun_argv(cell, {**meta, "matrix": "matrices/m.yaml"}, moved)[3] == "matrices/m.yaml"
+
+
+# ---- which bytes a run tested: the spec in the run directory pins them, a rerun holds to them ------------------
+
+@pytest.fixture
+def url_run(tmp_path, monkeypatch):
+    """A run directory as `lab run --kernel https://…/bzImage` leaves it, and a runner for it whose downloads come
+    from the kernel cache (placed by the test) and whose boot fails at once: no network, no VMs."""
+    from lab import runner as runner_module
+    from lab.boxes import Box
+    from lab.errors import LabError
+    from lab.paths import LabHome
+    from lab.results import RunDir
+    from lab.runner import Runner
+
+    booted = []
+
+    def no_boot(*args, **kw):
+        booted.append(kw["kernel_name"])
+        raise LabError("boot", "no VMs in unit tests")
+    monkeypatch.setattr(runner_module, "boot_lab", no_boot)
+    monkeypatch.setattr(prebuilt.urllib.request, "urlopen", lambda *a, **kw: pytest.fail("no download here"))
+    box = tmp_path / "box"
+    box.mkdir()
+    for name, text in (("vmlinuz", "k"), ("initrd", "i"), ("release", "6.1.0-test\n")):
+        (box / name).write_text(text)
+    home = LabHome(tmp_path / "home")
+
+    def runner(run_dir):
+        r = Runner(load_matrix(run_dir / "matrix.yaml"), RunDir(run_dir), home=home)
+        r.box = Box("nfslab-test", box)
+        return r
+
+    def downloaded(url, release):
+        path = prebuilt.download_path(url, home)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return bzimage(path, release)
+
+    first = RunDir.create(tmp_path / "runs", "first").path
+    a = adhoc.parse("https://example.org/k/bzImage")
+    adhoc.write(a, load_matrix(DEFAULT_MATRIX), first)
+    from types import SimpleNamespace
+    return SimpleNamespace(adhoc=a, first=first, runner=runner, downloaded=downloaded, booted=booted,
+                           spec=first / "kernels" / f"{a.name}.yaml", home=home)
+
+
+def test_a_downloaded_kernel_is_pinned_in_the_run_directorys_spec(url_run):
+    url = "https://example.org/k/bzImage"
+    image = url_run.downloaded(url, "6.9.0-url")
+    assert "sha256" not in load_matrix(url_run.first / "matrix.yaml").kernel(url_run.adhoc.name).source
+    r = url_run.runner(url_run.first)
+    cell = r.matrix.cells()[0]
+    record = r.run_cell(cell)
+    assert (record.status, record.verdict["reason"]) == ("error", "boot")   # the kernel was had; the boot is faked
+    pinned = load_matrix(url_run.first / "matrix.yaml").kernel(url_run.adhoc.name).source
+    assert pinned == {"url": url, "sha256": prebuilt.sha256_of(image)}
+    assert url_run.spec.read_text().startswith(f"# {url_run.adhoc.name}: written by `lab run --kernel`")
+    assert r.matrix.kernel(url_run.adhoc.name).source["sha256"] == pinned["sha256"]   # the run's later cells too
+
+
+def test_a_rerun_whose_download_is_other_bytes_is_an_error_naming_both(url_run, tmp_path):
+    url = "https://example.org/k/bzImage"
+    first = url_run.downloaded(url, "6.9.0-url")
+    url_run.runner(url_run.first).run_cell(load_matrix(url_run.first / "matrix.yaml").cells()[0])
+    pinned = url_run.spec.read_text()
+    other = url_run.downloaded(url, "6.9.1-url")          # what the URL gives now
+    from lab.results import RunDir
+    rerun = url_run.runner(url_run.first)
+    rerun.run_dir = RunDir.create(tmp_path / "runs", "rerun")   # `lab run -m runs/first/matrix.yaml`
+    records = [rerun.run_cell(c) for c in rerun.matrix.cells()[:2]]
+    assert [r.status for r in records] == ["error", "error"]          # an ERROR, never a FAIL or a SKIP
+    assert records[0].verdict["reason"] == "kernel image: verify"
+    detail = records[0].verdict["detail"]
+    assert "\n" not in detail and detail.startswith(f"{url} (downloaded to ")
+    assert f"has sha256 {prebuilt.sha256_of(other)}, but " in detail
+    assert f"pins {prebuilt.sha256_of(bzimage(first, '6.9.0-url'))}: not the kernel the spec names" in detail
+    assert url_run.booted == [url_run.adhoc.name]                     # the first run's only; the rerun booted none
+    assert url_run.spec.read_text() == pinned                         # the spec keeps what the first run tested
+
+
+def test_a_local_kernel_changed_since_its_run_is_an_error(url_run, tmp_path):
+    from lab.errors import LabError
+    from lab.spec import load_kernel
+    image = bzimage(tmp_path / "bzImage", "6.8.0-file")
+    a = adhoc.parse(str(image))
+    run = tmp_path / "runs" / "local"
+    adhoc.write(a, load_matrix(DEFAULT_MATRIX), run)
+    spec = run / "kernels" / f"{a.name}.yaml"
+    assert load_kernel(spec).source["sha256"] == prebuilt.sha256_of(image)   # pinned when the spec is written
+    assert prebuilt.obtain(load_kernel(spec), url_run.home, "kernel image") == image
+    bzimage(image, "6.8.1-file")                                             # rebuilt in place since
+    with pytest.raises(LabError, match=r"kernel image: verify: .*bzImage has sha256 [0-9a-f]{64}, but .* pins "):
+        prebuilt.obtain(load_kernel(spec), url_run.home, "kernel image")
+    assert adhoc.pin(load_kernel(spec), run, url_run.home) is None          # a file's pin is never rewritten
+
+
+def test_only_an_unpinned_url_spec_of_this_run_directory_is_pinned(url_run, tmp_path):
+    from lab.spec import load_kernel
+    url_run.downloaded("https://example.org/k/bzImage", "6.9.0-url")
+    before = url_run.spec.read_text()
+    elsewhere = tmp_path / "runs" / "other"
+    assert adhoc.pin(load_kernel(url_run.spec), elsewhere, url_run.home) is None   # another run's spec
+    assert url_run.spec.read_text() == before
+    assert adhoc.pin(load_kernel(url_run.spec), url_run.first, url_run.home) is not None
+    again = url_run.spec.read_text()
+    assert adhoc.pin(load_kernel(url_run.spec), url_run.first, url_run.home) is None   # pinned already
+    assert url_run.spec.read_text() == again
+    assert adhoc.pin(load_matrix(DEFAULT_MATRIX).kernel("debian-6.1"), url_run.first, url_run.home) is None

@@ -129,6 +129,30 @@ def test_repeats_add_up_by_the_same_rule_as_the_table(tmp_path, xdist):
     junit = (run_dir / "junit.xml").read_text()
     assert 'type="flaky"' in junit and 'type="pytest.xfail"' in junit
     assert "⚠ flaky 2/3 fail" in (run_dir / "table.md").read_text()
+    assert_provenance_as_lab_run(run_dir, out)
+
+
+def assert_provenance_as_lab_run(run_dir, out):
+    """run.json says where the run came from as `lab run`'s does (the same keys, in the same order), and so does
+    table.md's header; the table in pytest's terminal summary stays as it was: no run facts above it."""
+    import json
+    import re
+
+    from tests.unit.test_session import FINISH_KEYS, LAB_RUN_KEYS
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert list(meta) == [*LAB_RUN_KEYS, *FINISH_KEYS], list(meta)
+    assert (meta["run_id"], meta["server"]) == ("run", "debian-6.1")
+    assert meta["command"].startswith("pytest -p no:cacheprovider -p fake_runner ")
+    for key in ("started", "finished"):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", meta[key]), meta
+    assert isinstance(meta["wall_s"], int) and meta["wall_s"] >= 0
+    header = (run_dir / "table.md").read_text().splitlines()[:3]
+    assert header[0].startswith(f"# nfslab: 1 kernel × 4 cells, {meta['started'][:10]}, 3 runs/cell"), header
+    assert "run_id: run · started: " in header[2] and "· server: debian-6.1 ·" in header[2], header
+    section = out.split("nfslab compatibility table", 1)[1].splitlines()
+    assert section[1].startswith("┏") and section[2].startswith("┃ ") and "┃ kernel " in "".join(section[:6])
+    table = "\n".join(section[:section.index(next(l for l in section if l.startswith("run directory: ")))])
+    assert not any(word in table for word in ("run_id", "started", "finished", "wall time", "server")), table
 
 
 def test_a_resumed_cell_runs_only_the_repeats_it_lacks(tmp_path):
@@ -145,3 +169,16 @@ def test_a_resumed_cell_runs_only_the_repeats_it_lacks(tmp_path):
     # run 1 of every cell is kept; the error cell's run 1 had no kernel result, so it runs again
     assert sorted((rec.cell_id.split("/", 1)[1], rec.repeat) for rec in records).count(("vers=4.0/leases=on", 1)) == 1
     assert len(records) == 4 + 4 * 2 + 1, r.stdout
+
+
+def test_an_xdist_worker_leaves_the_runs_finish_to_the_controller():
+    """A worker's terminal summary is not shown and its session never started the run: were it to finish it, its
+    own `finished` and `wall_s` (and tables) would land in the controller's run.json."""
+    from types import SimpleNamespace
+
+    from lab import pytest_plugin
+    session = SimpleNamespace(finish=lambda: pytest.fail("an xdist worker finished the run"),
+                              run_dir=SimpleNamespace(runs=lambda: ["a record"]))
+    config = SimpleNamespace(getoption=lambda name: "matrix.yaml", stash={pytest_plugin.SESSION_KEY: session},
+                             workerinput={"nfslab_run_dir": "runs/x"})
+    pytest_plugin.pytest_terminal_summary(terminalreporter=None, config=config)

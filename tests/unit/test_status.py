@@ -144,12 +144,61 @@ def test_ssh_runs_a_command_given_after_the_double_dash(home, execs, lab_cli):
     assert execs[1][1][-3:] == ["root@192.168.100.12", "ls", "-l"]
 
 
-def test_ssh_prefers_a_kept_topology_of_the_kernel(home, execs):
+@pytest.fixture
+def two_up(home):
+    """debian-6.1 with a second topology up beside its kept aaa111: eee555, whose run (`lab run --jobs 2`, the
+    kernel's runs split over two workers) is still going; its server answers elsewhere."""
     topology_state(home, "eee555", "debian-6.1", os.getpid())
     StateFile(home.topologies / "eee555" / "state.json").set("targets", {"server": {"address": "10.0.0.1",
                                                                                      "port": 2222}})
-    status.ssh(Host(home), "debian-6.1", "server")
-    assert execs[0][1][-3:] == ["-p", "22", "root@192.168.100.10"]
+    return home
+
+
+def test_status_lists_both_topologies_of_one_kernel_by_their_ids(two_up, lab_cli):
+    r = lab_cli("status")
+    assert r.returncode == 0, r.stderr
+    ours = [line for line in r.stdout.splitlines() if line.startswith("debian-6.1: ")]
+    assert [line.split(",")[0] for line in ours] == ["debian-6.1: topology aaa111", "debian-6.1: topology eee555"]
+    assert "kept" in ours[0] and f"not kept, run pid {os.getpid()} running" in ours[1]
+    listed = json.loads(lab_cli("status", "--json").stdout)["topologies"]
+    assert [(t["kernel"], t["lab_id"]) for t in listed] == [("debian-6.1", "aaa111"), ("debian-5.10", "bbb222"),
+                                                            ("debian-6.1", "eee555")]
+
+
+@pytest.mark.parametrize("second_kept", [False, True])
+def test_ssh_picks_none_of_a_kernels_two_topologies_by_itself(two_up, execs, lab_cli, second_kept):
+    """Kept and running (a `--jobs 2` run), or both kept (two `lab run --keep`): one line naming each as KERNEL@ID,
+    exit 2, no ssh."""
+    StateFile(two_up.topologies / "eee555" / "state.json").set("kept", second_kept)
+    r = lab_cli("ssh", "debian-6.1", "server")
+    assert (r.returncode, execs) == (2, []), r.stderr
+    second = "kept" if second_kept else f"run pid {os.getpid()} running"
+    assert r.stderr == (f"lab: kernel debian-6.1 has 2 topologies up, name one: debian-6.1@aaa111 (kept), "
+                        f"debian-6.1@eee555 ({second}) (e.g. lab ssh debian-6.1@aaa111 server)\n")
+
+
+def test_ssh_to_kernel_at_topology_logs_into_that_one(two_up, execs, lab_cli):
+    assert lab_cli("ssh", "debian-6.1@eee555", "server", "--", "exportfs", "-v").returncode == 0
+    assert execs[0][1][-5:] == ["-p", "2222", "root@10.0.0.1", "exportfs", "-v"]
+    assert lab_cli("ssh", "debian-6.1@aaa111", "server").returncode == 0
+    assert execs[1][1][-3:] == ["-p", "22", "root@192.168.100.10"]
+    assert lab_cli("ssh", "debian-5.10@bbb222", "bob").returncode == 0     # the id also fits a kernel with one
+    assert execs[2][1][-1] == "root@192.168.100.12"
+
+
+def test_down_kernel_removes_each_of_its_kept_topologies_and_kernel_at_topology_one(two_up, monkeypatch, lab_cli):
+    destroyed = []
+    monkeypatch.setattr(status, "destroy_recorded", lambda host, topo: destroyed.append(topo.name) or [topo.name])
+    monkeypatch.setattr(status, "clean_everything", lambda home: [])
+    topology_state(two_up, "fff666", "debian-6.1", dead_pid(), kept=True)
+    topology_state(two_up, "ggg777", "debian-6.1", dead_pid(), kept=True)
+    r = lab_cli("down", "debian-6.1@ggg777")
+    assert r.returncode == 0, r.stderr
+    assert destroyed == ["ggg777"] and (two_up.topologies / "aaa111").exists()
+    r = lab_cli("down", "debian-6.1")
+    assert r.returncode == 0, r.stderr
+    assert sorted(destroyed) == ["aaa111", "fff666", "ggg777"]                # both kept ones; not eee555 (running)
+    assert (two_up.topologies / "eee555").exists() and (two_up.topologies / "bbb222").exists()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -158,6 +207,12 @@ def test_ssh_prefers_a_kept_topology_of_the_kernel(home, execs):
     (["ssh", "debian-6.1", "carol"], "no machine carol in debian-6.1 (topology aaa111, kept) (machines: server, "
                                      "alice, bob)"),
     (["down", "debian-5.10"], "no kept topology of kernel debian-5.10 (up: debian-6.1 (topology aaa111, kept)"),
+    (["ssh", "debian-6.1@bbb222", "alice"], "no topology bbb222 of kernel debian-6.1 is up (up: debian-6.1 (topology "
+                                            "aaa111, kept); debian-5.10 (topology bbb222, run pid"),
+    (["ssh", "debian-6.1@zzz999", "alice"], "no topology zzz999 of kernel debian-6.1 is up (up: "),
+    (["down", "debian-5.10@bbb222"], "no kept topology bbb222 of kernel debian-5.10 (up: debian-6.1 (topology "
+                                     "aaa111, kept)"),
+    (["ssh", "debian-6.1\x1b[2J\nx", "alice"], "no topology of kernel debian-6.1\\x1b[2J\\nx is up (up: "),
 ])
 def test_bad_input_is_one_line_naming_what_is_up_and_exit_2(home, execs, lab_cli, args, message):
     r = lab_cli(*args)
@@ -192,3 +247,28 @@ def test_down_with_nothing_kept_removes_nothing(home, monkeypatch, lab_cli):
     r = lab_cli("down")
     assert r.returncode == 0, r.stderr
     assert (home.topologies / "aaa111").exists() and (home.topologies / "bbb222").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ssh", "debian-6.1@", "alice"], "'debian-6.1@': '' is not a topology id (allowed: KERNEL, or KERNEL@TOPOLOGY"),
+    (["ssh", "@ab12cd", "alice"], "'@ab12cd': no kernel before the @ (allowed: KERNEL, or KERNEL@TOPOLOGY with a "
+                                  "topology id as `lab status` lists it, e.g. debian-6.1@ab12cd)"),
+    (["ssh", "", "alice"], "'': no kernel (allowed: "),
+    (["ssh", "debian-6.1@../../etc", "alice"], "'debian-6.1@../../etc': '../../etc' is not a topology id"),
+    (["ssh", "debian-6.1@ab12cd@x", "server", "--", "id"], "'ab12cd@x' is not a topology id"),
+    (["ssh", "debian-6.1@$(id>pwned)", "bob"], "'$(id>pwned)' is not a topology id"),
+    (["ssh", "debian-6.1@ab\n12cd", "alice"], "'debian-6.1@ab\\n12cd': 'ab\\n12cd' is not a topology id"),
+    (["ssh", "debian-6.1@" + "a" * 5000, "alice"], "…' is not a topology id"),
+    (["down", "debian-6.1@a b"], "'debian-6.1@a b': 'a b' is not a topology id"),
+    (["down", "@"], "'@': no kernel before the @"),
+])
+def test_a_bad_kernel_at_topology_is_one_line_and_exit_2_before_anything_else(tmp_path, args, message):
+    """Through the real command line, as an unprivileged user with stand-ins for every host tool: the argument is
+    checked first (not `run as root`), nothing runs, nothing is written."""
+    from tests.unit.test_hostile_input import lab as hostile_lab
+    r = hostile_lab(tmp_path, args)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lab: ") and message in lines[0], r.stderr
+    assert "Traceback" not in r.stderr and len(lines[0]) < 400 and r.stdout == ""
+    assert not (tmp_path / "pwned").exists()
