@@ -129,7 +129,7 @@ def run(matrix: Optional[Path] = MatrixOpt, kernels: Optional[str] = KernelsOpt,
     if kept is not None:
         failing = pool.kept_failing()[1]
         line = (f"kept: {kept.kernel_name} (topology {kept.lab_id}{f', as {failing} left it' if failing else ''}): "
-                f"lab ssh {kept.kernel_name} alice | lab down {kept.kernel_name}")
+                f"lab ssh {kept.kernel_name}@{kept.lab_id} alice | lab down {kept.kernel_name}@{kept.lab_id}")
         out.print(line, soft_wrap=True, markup=False)
     elif keep and not interrupted:
         log.warning("--keep: no topology left to keep (the last cell's was torn down after a lab error)")

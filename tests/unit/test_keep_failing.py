@@ -163,8 +163,8 @@ def test_lab_run_keep_failing_reports_the_kept_topology(tmp_path, lab_cli, scrip
 
     scripted_run(Scripted)
     r = lab_cli("run", "-k", "debian-6.1", "--keep-failing", "--runs", tmp_path / "runs", cwd=tmp_path)
-    assert "kept: debian-6.1 (topology ab12, as debian-6.1/vers=4.0/leases=off left it): lab ssh debian-6.1 " \
-           "alice | lab down debian-6.1" in r.stdout, r.stdout + r.stderr
+    assert "kept: debian-6.1 (topology ab12, as debian-6.1/vers=4.0/leases=off left it): lab ssh debian-6.1@ab12 " \
+           "alice | lab down debian-6.1@ab12" in r.stdout, r.stdout + r.stderr
     r = lab_cli("run", "--keep", "--keep-failing", cwd=tmp_path)
     assert r.returncode == 2 and "--keep and --keep-failing: give one" in r.stderr
 
