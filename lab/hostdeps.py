@@ -112,7 +112,6 @@ DISTRO_BOX = Group("distribution box build", "bench/distro_box.py: debian-11-box
 BENCH = Group("benchmarks", "bench/: the stock-box baseline (ssh as Vagrant's user), the 4.19.1 bisect history", {
     "ssh": "openssh-client", "git": "git", "tar": "tar", "chroot": "coreutils",
 })
-<<<<<<< HEAD
 REMOTE_HOST = Group("remote host", "lab/remotehost.py: a second lab host on this machine (sshd + libvirtd in a "
                     "namespace), what `--libvirt-uri qemu+ssh://…` is tested against", {
     "sshd": "openssh-server", "ssh": "openssh-client", "ssh-keygen": "openssh-client", "ip": "iproute2",
@@ -121,10 +120,7 @@ REMOTE_HOST = Group("remote host", "lab/remotehost.py: a second lab host on this
     "libvirtd": "libvirt-daemon-system", "virtlogd": "libvirt-daemon-system",
     "virt-ssh-helper": "libvirt-daemon",
 })
-GROUPS = (LAB_HOST, LAB_BOX, CAPTURE, DEB, MODULE_BUILD, FULL_BUILD, BENCH, REMOTE_HOST)
-=======
-GROUPS = (LAB_HOST, LAB_BOX, CAPTURE, DEB, MODULE_BUILD, FULL_BUILD, BOX_ROW, DISTRO_BOX, BENCH)
->>>>>>> distbox
+GROUPS = (LAB_HOST, LAB_BOX, CAPTURE, DEB, MODULE_BUILD, FULL_BUILD, BOX_ROW, DISTRO_BOX, BENCH, REMOTE_HOST)
 
 
 def commands(groups=GROUPS) -> list[str]:

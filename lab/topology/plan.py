@@ -136,12 +136,8 @@ def plan(*, lab_id: str, slot: int, kernel_name: str, box: str, server_kernel: K
 
 def render_vagrantfile(t: Topology, template: Path = VAGRANTFILE_TEMPLATE) -> str:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-<<<<<<< HEAD
     env.filters["ruby"] = ruby_string
-    return env.from_string(template.read_text()).render(t=t)
-=======
     return env.from_string(template.read_text()).render(t=t, guest_packages=GUEST_PACKAGES)
->>>>>>> distbox
 
 
 def ruby_string(text: str) -> str:
