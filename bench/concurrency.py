@@ -10,8 +10,9 @@
 It prints the wall time of each arm and their ratio (goal ≥ 3.5×), the verdict of every cell in each arm and
 whether they agree, the host's CPU (busy time of all cores, load average) and memory (peak RSS of all the lab's
 VMs at once, lowest MemAvailable, swap) per arm, how well alice's reads kept their period in the passing runs of
-each arm (the largest gap between two reads, from the records) and how long the arm's boots took (`vagrant up`,
-which yields the CPU to running cells: lab/cpushare.py), and writes all of it as JSON. Both arms go through
+each arm (the largest gap between two reads, from the records), how long the arm's boots took (`vagrant up`,
+which yields the CPU to running cells: lab/cpushare.py) and how long boots, resets and NFS set-ups waited for the
+other workers' cells (lab/quiet.py), and writes all of it as JSON. Both arms go through
 lab/parallel.py `Workers`, exactly as `lab run --jobs` does, each into its own run directory under the benchmark's
 directory; everything is torn down at the end, also on Ctrl-C or SIGTERM (after a SIGKILL, `lab clean` removes
 it). docs/performance.md ("Concurrency") explains the figures.
@@ -33,7 +34,7 @@ if __package__ in (None, ""):                       # run as a script: python be
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.lab_bench import MIB, meminfo, qemu_processes, vmstat  # noqa: E402
-from lab import schedule  # noqa: E402
+from lab import quiet as quiet_phases, schedule  # noqa: E402
 from lab.paths import DEFAULT_MATRIX, LabHome  # noqa: E402
 
 RATIO_GOAL = 3.5
@@ -93,8 +94,7 @@ def read_gaps(records: list) -> dict:
     consecutive reads of any run (and which run), the median of each run's largest gap, and the median of all
     gaps. Passing runs only: they are the short ones near their criterion, whose verdict a stretched gap can
     decide (docs/performance.md, "Concurrency"); a failing run reads for a minute and says less."""
-    per_run = []
-    every = []
+    per_run, every = [], []
     for r in records:
         if r.status != "pass":
             continue
@@ -115,14 +115,23 @@ def boot_times(records: list) -> dict:
     """`vagrant up` of every boot of one arm, from the records: a topology's first run has no revert in its timings
     (lab/kernellab.py: the first cell needs none), so its up_s is that boot's. Booting topologies yield the CPU
     (lab/cpushare.py): this is what the yielding costs them."""
-    ups = []
-    for r in records:
-        timings = ((r.observation or {}).get("meta") or {}).get("timings") or {}
-        if "up_s" in timings and "revert_s" not in timings:
-            ups.append(float(timings["up_s"]))
+    ups = [float(t["up_s"]) for t in map(_timings, records) if "up_s" in t and "revert_s" not in t]
     if not ups:
         return {"boots": 0, "median_up_s": None, "max_up_s": None}
     return {"boots": len(ups), "median_up_s": round(statistics.median(ups), 1), "max_up_s": round(max(ups), 1)}
+
+
+def _timings(record) -> dict:
+    return ((record.observation or {}).get("meta") or {}).get("timings") or {}
+
+
+def quiet_waits(records: list) -> dict:
+    """How long the arm's boots, resets and NFS set-ups waited for other workers' cells (lab/quiet.py): each
+    phase's total and the longest single wait. A boot's wait, like its up_s, counts in its topology's first run."""
+    waits = {p: [float(t.get(quiet_phases.timing_key(p)) or 0) for t in map(_timings, records)
+                 if p != "boot" or "revert_s" not in t] for p in quiet_phases.PHASES}
+    return {**{f"{p}_s": round(sum(w), 1) for p, w in waits.items()},
+            "max_s": round(max((x for w in waits.values() for x in w), default=0.0), 2)}
 
 
 def swap_pages(before: dict, after: dict) -> dict:
@@ -228,7 +237,8 @@ class Bench:
                                "cpu": cpu_figures(stat_before, Path("/proc/stat").read_text(), wall,
                                                   os.cpu_count() or 1),
                                "memory": memory, "swap_pages": swap_pages(swap_before, vmstat()),
-                               "read_gaps": read_gaps(records), "boots": boot_times(records), "records": records}
+                               "read_gaps": read_gaps(records), "boots": boot_times(records),
+                               "quiet_waits": quiet_waits(records), "records": records}
 
     def report(self, interrupted: bool, swap_before: dict) -> dict:
         swap_after = vmstat()
@@ -256,6 +266,7 @@ def summary_lines(result: dict) -> list[str]:
     for name, arm in result["arms"].items():
         cpu, mem = arm["cpu"], arm["memory"]
         gaps, boots = arm.get("read_gaps") or read_gaps([]), arm.get("boots") or boot_times([])
+        quiet = arm.get("quiet_waits") or quiet_waits([])
         swap = arm.get("swap_pages") or {}
         lines.append(f"{name:10} jobs {arm['jobs']:2}  wall {arm['wall_s'] / 60:6.1f} min  "
                      f"CPU busy {cpu['busy_s']:.0f}s (mean {cpu['mean_cores_busy']} of {cpu['cpus']} cores), "
@@ -267,6 +278,8 @@ def summary_lines(result: dict) -> list[str]:
                      f"{_s(gaps['median_of_max_s'])}, median {_s(gaps['median_s'])}  "
                      f"boots {boots['boots']}: vagrant up median {_s(boots['median_up_s'])}, "
                      f"max {_s(boots['max_up_s'])}")
+        lines.append(f"{'':10} waited for other workers' cells (lab/quiet.py): boots {quiet['boot_s']}s, resets "
+                     f"{quiet['reset_s']}s, NFS set-ups {quiet['nfs_s']}s; longest wait {quiet['max_s']}s")
     r = result["ratio"]
     lines.append(f"ratio {r if r is not None else '—'}× (goal ≥ {RATIO_GOAL}×: "
                  f"{'met' if r and r >= RATIO_GOAL else 'missed'}); verdicts "

@@ -12,9 +12,11 @@ a long row may be split in two, and the longest shards go first; each worker tak
 free. What the workers share is locked where it is written: host preparation and the box (Runner.prepare), a
 kernel's files (Runner._files), a topology's slot and state file (lab/topology/resources.py `reserve`), the first upload of
 a box into the pool (`box_upload_guard`), the host lease (a count per process, lab/host.py `HostLease`), progress
-(lab/progress.py). Results need no lock: each worker appends to its own file. The CPUs are shared by two rules:
-one boot at a time (lab/runner.py `_boot_turn`), and a booting or reverting topology's qemu threads at a
-low priority (lab/cpushare.py), so the cells of the other workers keep their read period.
+(lab/progress.py). Results need no lock: each worker appends to its own file. The CPUs are shared by three rules:
+one boot at a time (lab/runner.py `_boot_turn`); a booting or reverting topology's qemu threads at a low priority
+(lab/cpushare.py); and a boot, a reset or a cell's NFS set-up waits (at most seconds) while another worker's cell
+is in its critical seconds around bob's change (lab/quiet.py), so the cells of the other workers keep their read
+period.
 
 A lab failure stays in its cell (ERROR, and the worker's runner rebuilds its topology), as with one worker. A bug
 (any other exception) stops every worker, and is raised again once they have stopped. Ctrl-C or SIGTERM reaches

@@ -10,6 +10,8 @@ A Runner is one worker: it owns at most one topology and holds a HostLease while
 runners may work side by side (xdist workers as processes, `lab run --jobs N` workers as threads, lab/parallel.py):
 each writes its own results file (`worker`), and what they share is locked: preparing the host and the box, getting
 a kernel's files (one build or download at a time), the slot of a new topology (lab/topology/resources.py `reserve`).
+Runners that are threads of one process also keep out of each other's critical seconds: a cell announces the seconds
+around bob's change, and a boot, a reset or a cell's NFS set-up waits while another runner's are on (lab/quiet.py).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import adhoc, capture, kernels, nfs, topology
+from . import adhoc, capture, kernels, nfs, quiet, topology
 from .axes import cell_setup
 from .boxes import Box, ensure_box
 from .cleanup import clean_orphans
@@ -73,6 +75,9 @@ class Runner:
         self.keep_failing = None
         self.kept_topology: topology.Topology | None = None
         self.kept_cell: str | None = None
+        # where this runner's cells announce their critical seconds and its heavy phases wait for the other
+        # runners' (lab/quiet.py); the process's one, so that the workers of `lab run --jobs N` see each other
+        self.quiet = quiet.WINDOWS
 
     # ---- preparation -------------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -124,20 +129,36 @@ class Runner:
         setup = cell_setup(cell.params)
         exp = self.matrix.experiment
         self.progress(f"{cell.id}: reset")
-        lab.reset()
+        if lab.fresh:
+            lab.reset()           # just booted: nothing to revert, so nothing to wait for
+        else:
+            with self._quiet_turn("reset", cell.id) as waited:
+                lab.reset()
+            lab.timings[quiet.timing_key("reset")] = waited
         self.progress(f"{cell.id}: nfs server + mounts")
-        server_info = nfs.start_server(lab.server, setup, lab.live.topology.nfs.cidr, timeout=lab.timeouts.nfsd)
-        scenario = EXPERIMENTS[exp.name](lab.server)
-        mounts = {name: nfs.mount(lab.remotes[name], lab.server_ip, setup, timeout=lab.timeouts.mount)
-                  for name in (topology.ALICE, topology.BOB)}
-        release = lab.remotes[topology.ALICE].run("uname -r").stdout.strip()
-        nfs_module = nfs.client_module(lab.remotes[topology.ALICE], lab.client_files.nfs_modules)
+        with self._quiet_turn("nfs", cell.id) as waited:
+            server_info = nfs.start_server(lab.server, setup, lab.live.topology.nfs.cidr, timeout=lab.timeouts.nfsd)
+            scenario = EXPERIMENTS[exp.name](lab.server)
+            mounts = {name: nfs.mount(lab.remotes[name], lab.server_ip, setup, timeout=lab.timeouts.mount)
+                      for name in (topology.ALICE, topology.BOB)}
+            release = lab.remotes[topology.ALICE].run("uname -r").stdout.strip()
+            nfs_module = nfs.client_module(lab.remotes[topology.ALICE], lab.client_files.nfs_modules)
+        lab.timings[quiet.timing_key("nfs")] = waited
         self.progress(f"{cell.id}: {exp.name} experiment (at most {exp.duration:.0f}s)")
         settings = race.Settings(duration=exp.duration, interval=exp.interval, settle=exp.settle,
                                  finish=lab.timeouts.experiment, trace_syscalls=exp.trace_syscalls)
-        experiment = functools.partial(race.run, lab.remotes[topology.ALICE], lab.remotes[topology.BOB], scenario,
-                                       settings, setup)
-        obs = self._captured(lab, log_dir, experiment) if exp.capture else experiment()
+        critical = self._critical(cell)
+
+        def experiment(on_change=lambda t0: None):
+            def changed(t0):
+                critical(t0)
+                on_change(t0)
+            return race.run(lab.remotes[topology.ALICE], lab.remotes[topology.BOB], scenario, settings, setup,
+                            on_change=changed, on_planned=critical)
+        try:
+            obs = self._captured(lab, log_dir, experiment) if exp.capture else experiment()
+        finally:
+            self.quiet.withdraw(self)   # alice's reads are in: nothing of this cell needs quiet any more
         obs.meta.update({"server": server_info, "mounts": mounts, "client_release": release, "nfs_module": nfs_module,
                          "server_release": lab.server.run("uname -r").stdout.strip(), "timings": dict(lab.timings)})
         (log_dir / "timeline.txt").write_text(
@@ -204,10 +225,11 @@ class Runner:
             raise
         server = self._files(self.matrix.server)
         try:
-            with self._boot_turn(kernel_name):
+            with self._boot_turn(kernel_name) as waited:
                 self.lab = boot_lab(self.host, box=self.box.name, kernel_name=kernel_name, server=server,
                                     client=client, timeouts=self.matrix.timeouts, run=self.run_dir.path.resolve(),
                                     progress=self.progress)
+            self.lab.timings[quiet.timing_key("boot")] = waited
         except LabError as e:
             self.lab_error = Verdict.error(e.step, e.message, e.log)
             raise
@@ -218,16 +240,41 @@ class Runner:
         """One boot at a time in this process. A boot is ~36 s of nearly pure CPU for three TCG guests; six at once
         on 2 cores took 155 s each and, worse, shifted the windows of the cells other workers were running by up to
         4 s (docs/performance.md, "Concurrency"). The one boot then runs at a low priority too (boot_lab, through
-        lab/cpushare.py), so that those cells keep their read period. Waiting ends early when the run stops."""
+        lab/cpushare.py), so that those cells keep their read period, and once its turn has come it still waits
+        while another worker's cell is in its critical seconds (`_quiet_turn`); yields the seconds that took.
+        Waiting ends early when the run stops."""
         if not BOOTS.acquire(blocking=False):
             self.progress(f"{kernel_name}: waiting for another worker's boot to finish")
             while not BOOTS.acquire(timeout=1.0):
                 if self.stop is not None and self.stop.is_set():
                     raise Cancelled(f"{kernel_name}: boot")
         try:
-            yield
+            with self._quiet_turn("boot", kernel_name) as waited:
+                yield waited
         finally:
             BOOTS.release()
+
+    @contextmanager
+    def _quiet_turn(self, phase: str, what: str):
+        """A heavy phase of this worker (lab/quiet.py PHASES) starts once no other worker's cell is in its critical
+        seconds, or after quiet.MAX_WAIT_S; yields the seconds it waited (0.0 with one worker). The wait ends early
+        when the run stops, and the run then stops here (Cancelled), as a boot's turn does."""
+        def notice(window):
+            self.progress(f"{what}: {phase} waits for the critical seconds of {window.label or 'another cell'}")
+        with self.quiet.turn(self, phase, stop=self.stop, notice=notice) as waited:
+            if self.stop is not None and self.stop.is_set():
+                raise Cancelled(f"{what}: {phase}")
+            if waited:
+                self.progress(f"{what}: {phase} (after {waited:.1f}s waiting for quiet)")
+            yield round(waited, 2)
+
+    def _critical(self, cell: Cell):
+        """What the experiment calls with the host time of bob's change (planned, then done): the window of this
+        cell's critical seconds announced to the other workers — from one read interval before the change to
+        pass_within and one read interval after it (lab/quiet.py says why)."""
+        exp = self.matrix.experiment
+        return functools.partial(self.quiet.announce_change, self, before=exp.interval,
+                                 after=exp.pass_within + exp.interval, label=f"{self.worker or 'main'} {cell.id}")
 
     def _files(self, kernel_name: str, progress=_quiet):
         """A kernel's bootable files, fetched or built once (cached). One at a time across runners: the apt

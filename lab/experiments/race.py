@@ -255,8 +255,11 @@ def ages(timing: Timing, t0: float, touched: float | None, changed: float | None
 
 
 def run(alice: Remote, bob: Remote, scenario: Scenario, settings: Settings, setup: CellSetup,
-        on_change=lambda t0: None) -> Observation:
-    """Run one cell on mounted clients and return alice's timeline. `on_change(t0)` gets the host time of t = 0."""
+        on_change=lambda t0: None, on_planned=lambda change_at: None) -> Observation:
+    """Run one cell on mounted clients and return alice's timeline. `on_planned(change_at)` gets the host time bob's
+    change is planned for as soon as it is known (Timing.dir_changed before it), `on_change(t0)` the host time of
+    t = 0 once bob's command has returned: the runner keeps other workers' heavy phases out of the seconds around
+    the change with them (lab/quiet.py)."""
     read = read_command(scenario, setup.alice_reader)
     first = alice.run(f"cd {scenario.workdir} && {read}", check=False,
                       step=f"{scenario.name}: first read on alice").stdout.strip()
@@ -275,6 +278,7 @@ def run(alice: Remote, bob: Remote, scenario: Scenario, settings: Settings, setu
     touched, changed = (float(stamps[-2]) - bob_offset, float(stamps[-1]) - bob_offset)
     change_at = changed + timing.dir_changed                  # host clock
     fetch_at = change_at - timing.dir_fetched
+    on_planned(change_at)
     alice.run(f"setsid {LOOP} {_ms(fetch_at + alice_offset)} {_ms(change_at + alice_offset)} "
               f"</dev/null >/dev/null 2>&1 &",
               step=f"{scenario.name}: start alice's reader")

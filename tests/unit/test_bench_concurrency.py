@@ -92,6 +92,15 @@ def test_boot_times_are_the_first_runs_of_each_topology():
     assert C.boot_times([])["boots"] == 0
 
 
+def test_quiet_waits_add_up_each_phase_and_count_a_boot_once():
+    records = [observed("a/x", "pass", [], timings={"up_s": 30.0, "quiet_boot_s": 4.0, "quiet_nfs_s": 1.5}),
+               observed("a/y", "pass", [], timings={"up_s": 30.0, "quiet_boot_s": 4.0, "revert_s": 3.1,
+                                                    "quiet_reset_s": 9.5, "quiet_nfs_s": 0.0}),
+               observed("b/x", "fail", [], timings={"up_s": 52.5}), rec("c/x", "error")]
+    assert C.quiet_waits(records) == {"boot_s": 4.0, "reset_s": 9.5, "nfs_s": 1.5, "max_s": 9.5}
+    assert C.quiet_waits([]) == {"boot_s": 0.0, "reset_s": 0.0, "nfs_s": 0.0, "max_s": 0.0}
+
+
 def test_swap_pages_between_two_readings():
     assert C.swap_pages({"pswpin": 5, "pswpout": 7}, {"pswpin": 5, "pswpout": 19}) == {"pswpin": 0, "pswpout": 12}
 
@@ -102,11 +111,13 @@ def test_the_summary_names_every_figure_of_each_arm():
                       "max_load_1m": 4.2},
            "swap_pages": {"pswpin": 0, "pswpout": 0},
            "read_gaps": C.read_gaps([observed("b/x", "pass", [-2.0, -1.5, -0.2], k=2)]),
-           "boots": C.boot_times([observed("b/x", "pass", [], timings={"up_s": 30.0})])}
+           "boots": C.boot_times([observed("b/x", "pass", [], timings={"up_s": 30.0})]),
+           "quiet_waits": C.quiet_waits([observed("b/x", "pass", [], timings={"quiet_reset_s": 2.5})])}
     result = {"arms": {"sequential": {**arm, "jobs": 1}, "concurrent": arm}, "ratio": 2.4, "all_agree": True,
               "swap": {"used": False}, "agreement": []}
     text = "\n".join(C.summary_lines(result))
     assert "read gaps of 1 passing runs: max 1.3s (b/x#2)" in text and "vagrant up median 30.0s" in text
+    assert "boots 0.0s, resets 2.5s, NFS set-ups 0.0s; longest wait 2.5s" in text
     assert "VM RSS peak 3100 MiB (9 VMs)" in text and "swapped out 0 pages" in text and "ratio 2.4×" in text
     old = {k: v for k, v in arm.items() if k not in ("read_gaps", "boots", "swap_pages")}   # an interrupted arm
     assert "read gaps of 0 passing runs: max —" in "\n".join(C.summary_lines({**result, "arms": {"c": old}}))

@@ -256,7 +256,13 @@ def test_run_plans_the_steps_on_each_guests_clock_and_records_the_ages():
         "wait_until() {": f"{t0 + bob_offset:.3f}\n"})
     alice = FakeGuest("alice", alice_offset, {"cd /mnt/nfs && cat test1.txt": "1 - Old file\n",
                                               f"cat {race.TIMELINE}": timeline})
-    obs = race.run(alice, bob, rename.SCENARIO, race.Settings(duration=1, interval=0.5), CellSetup())
+    planned, changes = [], []
+    obs = race.run(alice, bob, rename.SCENARIO, race.Settings(duration=1, interval=0.5), CellSetup(),
+                   on_change=changes.append, on_planned=lambda at: planned.append((at, len(bob.commands))))
+    (planned_at, bob_commands_then), = planned          # told once, on the host clock, before bob's change ran
+    assert planned_at == pytest.approx(planned_change, abs=0.002)
+    assert not any(c.startswith("wait_until() {") for c in bob.commands[:bob_commands_then])
+    assert changes == [pytest.approx(t0, abs=0.002)]
     start = next(c for c in alice.commands if isinstance(c, str) and c.startswith("setsid"))
     assert start.split()[2] == str(round((planned_change - 2.0 + alice_offset) * 1000))   # alice's clock, in ms
     change = next(c for c in bob.commands if c.startswith("wait_until() {"))

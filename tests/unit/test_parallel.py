@@ -196,8 +196,9 @@ def test_one_boot_at_a_time_and_a_waiting_boot_ends_when_the_run_stops():
     import threading as th
 
     from lab import runner as R
+    from lab.quiet import Quiet
     waiting = R.Runner.__new__(R.Runner)
-    waiting.stop, waiting.progress = th.Event(), lambda msg: None
+    waiting.stop, waiting.progress, waiting.quiet = th.Event(), lambda msg: None, Quiet()
     assert R.BOOTS.acquire(blocking=False)          # another worker is booting
     try:
         waiting.stop.set()
