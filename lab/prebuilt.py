@@ -127,6 +127,7 @@ def deb_file_kernel(kernel, home: LabHome) -> KernelFiles:
 def unpack_deb(deb: Path, out: Path, log: Path) -> None:
     """A linux-image .deb → out/{vmlinuz, initrd, release}: its modules handed to the guest in the initramfs."""
     root = out / "root"
+    root.mkdir(parents=True, exist_ok=True)   # dpkg-deb -x makes the last directory only (a .deb file's `out` is new)
     run(["dpkg-deb", "-x", str(deb), str(root)], step=f"unpack {deb.name}", timeout=300, log=log)
     modules_root = root / "lib/modules" if (root / "lib/modules").is_dir() else root / "usr/lib/modules"
     releases = sorted(p.name for p in modules_root.iterdir()) if modules_root.is_dir() else []
