@@ -15,6 +15,9 @@ GUEST = Path(__file__).parent / "guest"
 #: the virtio drivers the Debian cloud kernels have as modules; they must load before / can be mounted
 BOOT_MODULES = ("virtio", "virtio_ring", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci",
                 "virtio_blk")
+#: the root filesystem and the checksum it needs, for a kernel that has them as modules (Debian's generic flavour,
+#: unlike its cloud one): without them / cannot be mounted, and busybox has no modprobe to load them on demand
+ROOT_FS_MODULES = ("crc32c_generic", "crc32c_intel", "ext4")
 #: what a client or server guest loads after boot; their dependency closure goes into a payload
 GUEST_MODULES = BOOT_MODULES + ("virtio_net", "virtio-rng", "virtio_rng", "button", "nfs", "nfsv4", "nfsv3",
                                 "nfs_layout_nfsv41_files", "sunrpc", "lockd")
@@ -61,8 +64,29 @@ def copy_module(src: Path, dest: Path) -> Path:
     return dest
 
 
-def build_initrd(modules_dir: Path, out: Path, payload: Path | None = None) -> Path:
-    """A gzip'ed newc cpio: busybox, the boot modules found under `modules_dir`, `init`, and `payload/`."""
+def load_order(index: dict[str, tuple[str, list[str]]], wanted) -> list[str]:
+    """The wanted modules that are modules (not built in) and everything they depend on, as relative paths in an
+    order insmod can load them: each after its dependencies."""
+    by_path = {path: deps for path, deps in index.values()}
+    order: list[str] = []
+
+    def visit(path: str) -> None:
+        if path in order:
+            return
+        for dep in by_path.get(path, []):
+            visit(dep)
+        order.append(path)
+
+    for name in wanted:
+        entry = index.get(name.replace("-", "_"))
+        if entry:
+            visit(entry[0])
+    return order
+
+
+def build_initrd(modules_dir: Path, out: Path, payload: Path | None = None, extra=()) -> Path:
+    """A gzip'ed newc cpio: busybox, the boot modules found under `modules_dir` (then `extra`, e.g.
+    ROOT_FS_MODULES, with their dependencies, where modules.dep says they are modules), `init`, and `payload/`."""
     work = out.with_name(out.name + ".d")
     shutil.rmtree(work, ignore_errors=True)
     for d in ("bin", "lib/modules", "proc", "sys", "dev", "newroot"):
@@ -75,6 +99,10 @@ def build_initrd(modules_dir: Path, out: Path, payload: Path | None = None) -> P
         if found:
             copy_module(found[0], work / "lib/modules" / f"{mod}.ko")
             order.append(mod)
+    if extra and (modules_dir / "modules.dep").exists():
+        for rel in load_order(module_index(modules_dir), extra):
+            if module_name(rel) not in {m.replace("-", "_") for m in order}:
+                order.append(copy_module(modules_dir / rel, work / "lib/modules" / Path(rel).name).stem)
     (work / "modules.order").write_text("\n".join(order) + "\n")
     if payload is not None:
         shutil.copytree(payload, work / "payload", symlinks=True)

@@ -116,7 +116,9 @@ def deb_file_kernel(kernel, home: LabHome) -> KernelFiles:
     path = obtain(kernel, home, "kernel package")
     if not is_deb(path):
         raise KernelUnavailable(f"kernel package {path} is not a Debian package")
-    out = home.kernels / f"debfile-{sha256_of(path)[:16]}"
+    # "-rootfs": unpacked since the initramfs also loads ext4 where it is a module (lab/initrd.py ROOT_FS_MODULES);
+    # an earlier unpack of the same file, without it, is not reused
+    out = home.kernels / f"debfile-{sha256_of(path)[:16]}-rootfs"
     if not (out / "done").exists():
         shutil.rmtree(out, ignore_errors=True)
         unpack_deb(path, out, home.kernels / "fetch.log")
@@ -140,7 +142,7 @@ def unpack_deb(deb: Path, out: Path, log: Path) -> None:
         (root / "lib/modules").symlink_to(modules_root)
     run(["depmod", "-b", str(root), release], step=f"depmod {release}", timeout=300, log=log)
     payload = initrd.module_payload(modules_root / release, release, out / "payload")
-    initrd.build_initrd(modules_root / release, out / "initrd", payload)
+    initrd.build_initrd(modules_root / release, out / "initrd", payload, extra=initrd.ROOT_FS_MODULES)
     shutil.copyfile(root / "boot" / f"vmlinuz-{release}", out / "vmlinuz")
     (out / "vmlinuz").chmod(0o644)
     (out / "release").write_text(release + "\n")
