@@ -89,12 +89,13 @@ def test_vm_dying_mid_cell_is_an_error_and_the_next_cell_gets_a_new_topology(run
     from lab.experiments import race
     real_run = race.run
 
-    def run_and_kill_alice(alice, bob, scenario, settings, setup, on_change=lambda t0: None):
+    def run_and_kill_alice(alice, bob, scenario, settings, setup, on_change=lambda t0: None, **hooks):
         domain = runner.lab.live.topology.domain("alice")
-        # the fault: alice's qemu dies 1 s after bob's change, while her reader loop is running
+        # the fault: alice's qemu dies 1 s after bob's change, while her reader loop is running; race.run's
+        # other hooks (on_planned: lab/quiet.py) are passed on as they came
         return real_run(alice, bob, scenario, settings, setup,
                         on_change=lambda t0: (on_change(t0), threading.Timer(
-                            1.0, os.kill, (qemu_pid(domain), signal.SIGKILL)).start()))
+                            1.0, os.kill, (qemu_pid(domain), signal.SIGKILL)).start()), **hooks)
 
     monkeypatch.setattr(race, "run", run_and_kill_alice)
     broken = runner.run_cell(cell(runner.matrix, "4.0"))
