@@ -323,7 +323,8 @@ def test_ci_removes_only_packages_lab_setup_installs_again():
     from tests import CHECKOUT
     script = (CHECKOUT / ".ci" / "run").read_text()
     removed = re.search(r'^build_packages="([^"]+)"', script, re.M).group(1).split()
-    assert {"bison", "flex", "libelf-dev"} <= set(removed) <= set(hostdeps.packages((hostdeps.FULL_BUILD,)))
+    assert {"bison", "flex", "libelf-dev", "openssh-server"} <= set(removed) \
+        <= set(hostdeps.packages((hostdeps.FULL_BUILD, hostdeps.REMOTE_HOST)))
     assert script.index("apt-get remove") < script.index("./quickstart.sh --setup-only") < script.index("lab doctor")
     assert 'NFSLAB_MIRROR="$(realpath -m ../shared/kernels)' in script
 
