@@ -47,6 +47,7 @@ from rich.text import Text                           # noqa: E402
 
 from bench import figures as F                      # noqa: E402
 from bench import stock_box                         # noqa: E402
+from lab import cpushare                              # noqa: E402  (one parser of qemu's `-name guest=`)
 from lab.paths import DEFAULT_MATRIX, KERNELS, LabHome  # noqa: E402
 
 PARTS = ("kvm", "build", "up", "reset", "cell", "reuse", "memory")
@@ -187,11 +188,10 @@ def qemu_processes() -> dict[str, tuple[int, int]]:
         if not proc.name.isdigit():
             continue
         try:
-            args = (proc / "cmdline").read_bytes().split(b"\0")
-            if not args or b"qemu-system" not in args[0]:
+            cmdline = (proc / "cmdline").read_bytes()
+            if b"qemu-system" not in cmdline.split(b"\0")[0]:
                 continue
-            name = next((a.decode() for a in args if a.startswith(b"guest=")), "")
-            domain = name.removeprefix("guest=").split(",")[0]
+            domain = cpushare.guest_name(cmdline)
             rss = next(int(line.split()[1]) for line in (proc / "status").read_text().splitlines()
                        if line.startswith("VmRSS:"))
         except (OSError, StopIteration, ValueError):

@@ -15,7 +15,6 @@ from .libvirt import LOCAL_URI
 from .proc import run, wait_until
 from .state import StateFile
 
-LIBVIRT_URI = LOCAL_URI
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -74,7 +73,7 @@ def start_libvirtd(rundir: Path, prefix: list[str], log: Path, state: StateFile 
         argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
                 f"[ -e /dev/kvm ] && mount --bind {masked} /dev/kvm; exec {' '.join(argv)}"]
     start_daemon("libvirtd", argv, pidfile, prefix, log, state, env)
-    uri = LIBVIRT_URI if private is None else f"{LIBVIRT_URI}?socket={private.socket}"
+    uri = LOCAL_URI if private is None else f"{LOCAL_URI}?socket={private.socket}"
     wait_until(lambda: run([*prefix, "virsh", "-c", uri, "version"], step="host: libvirtd", timeout=20,
                            check=False).returncode == 0,
                timeout=30, interval=0.3, step="host: start libvirtd", what="libvirtd to answer", log=log)
